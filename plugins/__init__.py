@@ -1,0 +1,1 @@
+"""The plugins that ship with pyvaccel: noop, numpy, pynq and rpc."""

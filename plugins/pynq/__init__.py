@@ -1,0 +1,1 @@
+"""The pynq plugin (placeholder until implemented)."""

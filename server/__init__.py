@@ -1,0 +1,1 @@
+"""The agent: listeners, connections, sessions and dispatch."""

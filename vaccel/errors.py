@@ -1,0 +1,94 @@
+"""One root error, subclassed by who is at fault.
+
+Every failure that leaves the public API is a `VaccelError` carrying an errno-style
+`code` and a message that names what was wrong. Lower layers (msgpack, sockets,
+plugin imports) are translated at the boundaries so nothing leaks out raw.
+"""
+
+from __future__ import annotations
+
+import errno
+
+
+class VaccelError(Exception):
+    """Root of every error pyvaccel raises; `code` is an errno number."""
+
+    default_code = errno.EIO
+
+    def __init__(self, code: int | None = None, message: str = "") -> None:
+        # vaccel-python raises VaccelError(code, message); accept a bare message too.
+        if isinstance(code, str) and not message:
+            code, message = None, code
+        self.code: int = self.default_code if code is None else int(code)
+        self.message: str = message
+        super().__init__(code, message)
+
+    def __str__(self) -> str:
+        name = errno.errorcode.get(self.code, str(self.code))
+        return f"{self.message} ({name})"
+
+
+class BadArgumentError(VaccelError, ValueError):
+    """The caller passed something the operation cannot accept."""
+
+    default_code = errno.EINVAL
+
+
+class NotSupportedError(VaccelError):
+    """No loaded plugin implements what was asked for."""
+
+    default_code = errno.ENOTSUP
+
+
+class NotFoundError(VaccelError):
+    """A session, resource, file or symbol that was named does not exist."""
+
+    default_code = errno.ENOENT
+
+
+class PermissionDeniedError(VaccelError):
+    """The caller may not do this (an exec target off the allow-list, a foreign session)."""
+
+    default_code = errno.EPERM
+
+
+class PluginError(VaccelError):
+    """A plugin could not be found, imported or initialised."""
+
+    default_code = errno.ELIBACC
+
+
+class PluginFailure(VaccelError):
+    """A plugin failed while running an operation (its fault, not the caller's)."""
+
+    default_code = errno.EIO
+
+
+class RemoteError(VaccelError):
+    """The agent reported a failure we could not map more precisely."""
+
+    default_code = errno.EREMOTEIO
+
+
+class DeadlineExceededError(VaccelError, TimeoutError):
+    """The call did not finish before its deadline."""
+
+    default_code = errno.ETIMEDOUT
+
+
+class UnavailableError(VaccelError, ConnectionError):
+    """The agent cannot be reached, or went away mid-call."""
+
+    default_code = errno.ECONNREFUSED
+
+
+class ResourceExhaustedError(VaccelError):
+    """A limit was hit: message size, streams in flight, sessions."""
+
+    default_code = errno.ENOSPC
+
+
+class CancelledError(VaccelError):
+    """The call was cancelled before it finished."""
+
+    default_code = errno.ECANCELED

@@ -1,0 +1,292 @@
+"""Argument checking and conversion for every operation, shared by all callers.
+
+Each `check_*` function takes what an application (or, on the agent, a remote peer)
+passed and returns the canonical positional arguments the plugins receive: NumPy arrays
+of the op's dtype, plain ints, floats, strings and bytes. Anything else raises a
+`BadArgumentError` naming the argument and what was expected. The agent runs the same
+checks on what arrives over the wire, so a remote caller is held to the same rules.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import BadArgumentError
+
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+I32 = np.dtype(np.int32)
+
+Canonical = tuple[Any, ...]
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _first_bad(values: Sequence[Any], kinds: tuple[type, ...]) -> tuple[int, Any] | None:
+    for i, v in enumerate(values):
+        if not isinstance(v, kinds) or isinstance(v, bool) and kinds == (numbers.Integral,):
+            return i, v
+    return None
+
+
+def array_arg(value: Any, dtype: np.dtype[Any], name: str) -> tuple[npt.NDArray[Any], bool]:
+    """`value` as an array of `dtype`; the flag says whether a list or tuple was given."""
+    integral = dtype.kind in "iu"
+    what = "integers" if integral else "numbers"
+    if isinstance(value, np.ndarray):
+        kind = value.dtype.kind
+        allowed = "iub" if integral else "iubf"
+        if kind not in allowed:
+            raise BadArgumentError(
+                message=f"{name} must be an array of {what} ({dtype.name}); "
+                f"got an array of {value.dtype}"
+            )
+        if integral and value.size and value.dtype != dtype:
+            info = np.iinfo(dtype)
+            if value.min() < info.min or value.max() > info.max:
+                raise BadArgumentError(message=f"{name} has values outside the {dtype.name} range")
+        return np.ascontiguousarray(value, dtype=dtype), False
+    if isinstance(value, (list, tuple)):
+        kinds: tuple[type, ...] = (numbers.Integral,) if integral else (numbers.Real,)
+        bad = _first_bad(value, kinds)
+        if bad is not None:
+            i, v = bad
+            raise BadArgumentError(
+                message=f"{name} must be a list of {what}; element {i} is {v!r} "
+                f"({_type_name(v)})"
+            )
+        if integral:
+            wide = np.asarray(value, dtype=np.int64) if value else np.empty(0, np.int64)
+            info = np.iinfo(dtype)
+            if wide.size and (wide.min() < info.min or wide.max() > info.max):
+                raise BadArgumentError(message=f"{name} has values outside the {dtype.name} range")
+            return wide.astype(dtype), True
+        return np.asarray(value, dtype=dtype), True
+    raise BadArgumentError(
+        message=f"{name} must be a list or NumPy array of {what}; got {_type_name(value)}"
+    )
+
+
+def int_arg(value: Any, name: str, minimum: int | None = None) -> int:
+    """A Python int (NumPy integers accepted, bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise BadArgumentError(message=f"{name} must be an integer; got {_type_name(value)}")
+    result = int(value)
+    if minimum is not None and result < minimum:
+        raise BadArgumentError(message=f"{name} must be >= {minimum}; got {result}")
+    return result
+
+
+def float_arg(value: Any, name: str) -> float:
+    """A Python float from any real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise BadArgumentError(message=f"{name} must be a number; got {_type_name(value)}")
+    return float(value)
+
+
+def str_arg(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadArgumentError(message=f"{name} must be a non-empty string; got {value!r}")
+    return value
+
+
+def bytes_arg(value: Any, name: str) -> bytes:
+    """Bytes from bytes, bytearray, memoryview or a uint8 array; never a path string."""
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, (bytearray, memoryview)):
+        data = bytes(value)
+    elif isinstance(value, np.ndarray) and value.dtype == np.uint8:
+        data = value.tobytes()
+    elif isinstance(value, str):
+        raise BadArgumentError(
+            message=f"{name} must be bytes (the data itself), not a str; read the file first"
+        )
+    else:
+        raise BadArgumentError(message=f"{name} must be bytes; got {_type_name(value)}")
+    if not data:
+        raise BadArgumentError(message=f"{name} is empty")
+    return data
+
+
+def same_shape(a: npt.NDArray[Any], b: npt.NDArray[Any], what: str) -> None:
+    if a.shape != b.shape:
+        raise BadArgumentError(
+            message=f"{what}: a and b must have the same length; got {a.size} and {b.size}"
+            if a.ndim == b.ndim == 1
+            else f"{what}: a and b must have the same shape; got {a.shape} and {b.shape}"
+        )
+
+
+# --- one checker per op: (user or wire arguments) -> canonical arguments ---------------
+
+
+def check_noop() -> Canonical:
+    return ()
+
+
+def check_vadd(a: Any, b: Any) -> Canonical:
+    a_arr, _ = array_arg(a, F32, "a")
+    b_arr, _ = array_arg(b, F32, "b")
+    same_shape(a_arr, b_arr, "fpga_vadd")
+    return a_arr, b_arr
+
+
+check_parallel = check_vadd
+
+
+def check_arraycopy(a: Any) -> Canonical:
+    return (array_arg(a, I32, "a")[0],)
+
+
+def check_mmult(a: Any, b: Any) -> Canonical:
+    a_arr, _ = array_arg(a, F32, "a")
+    b_arr, _ = array_arg(b, F32, "b")
+    same_shape(a_arr, b_arr, "fpga_mmult")
+    n = int(round(a_arr.size**0.5))
+    if n * n != a_arr.size or a_arr.ndim not in (1, 2) or (a_arr.ndim == 2 and a_arr.shape != (n, n)):
+        raise BadArgumentError(
+            message=f"fpga_mmult: a and b must be square matrices (n*n elements, flat or n x n); "
+            f"got shape {a_arr.shape}"
+        )
+    return a_arr, b_arr
+
+
+def check_minmax(indata: Any, ndata: Any, low: Any, high: Any) -> Canonical:
+    count = int_arg(ndata, "ndata", 1)
+    if isinstance(indata, (bytes, bytearray, memoryview)):
+        raw = memoryview(indata).cast("B")
+        if len(raw) < count * 8:
+            raise BadArgumentError(
+                message=f"minmax: indata holds {len(raw)} bytes, fewer than ndata={count} doubles "
+                f"({count * 8} bytes)"
+            )
+        values = np.frombuffer(raw, dtype=F64, count=count)
+    else:
+        values, _ = array_arg(indata, F64, "indata")
+        if values.size < count:
+            raise BadArgumentError(
+                message=f"minmax: indata holds {values.size} values, fewer than ndata={count}"
+            )
+        values = values.reshape(-1)[:count]
+    lo = int_arg(low, "low_threshold")
+    hi = int_arg(high, "high_threshold")
+    if lo > hi:
+        raise BadArgumentError(message=f"minmax: low_threshold {lo} is above high_threshold {hi}")
+    return values, count, lo, hi
+
+
+def check_sgemm(
+    m: Any, n: Any, k: Any, alpha: Any, a: Any, lda: Any, b: Any, ldb: Any, beta: Any, ldc: Any,
+    c: Any = None,
+) -> Canonical:
+    """Row-major SGEMM: C[m x n] = alpha * A[m x k] @ B[k x n] + beta * C."""
+    mi, ni, ki = int_arg(m, "m", 0), int_arg(n, "n", 0), int_arg(k, "k", 0)
+    ldai = int_arg(lda, "lda", max(1, ki))
+    ldbi = int_arg(ldb, "ldb", max(1, ni))
+    ldci = int_arg(ldc, "ldc", max(1, ni))
+    a_arr = array_arg(a, F32, "a")[0].reshape(-1)
+    b_arr = array_arg(b, F32, "b")[0].reshape(-1)
+    need = {"a": (mi - 1) * ldai + ki if mi and ki else 0, "b": (ki - 1) * ldbi + ni if ki and ni else 0}
+    for label, arr in (("a", a_arr), ("b", b_arr)):
+        if arr.size < need[label]:
+            raise BadArgumentError(
+                message=f"sgemm: {label} holds {arr.size} elements; m={mi} n={ni} k={ki} "
+                f"with ld{label}={ldai if label == 'a' else ldbi} need at least {need[label]}"
+            )
+    c_arr = None
+    if c is not None:
+        c_arr = array_arg(c, F32, "c")[0].reshape(-1)
+        if c_arr.size < mi * ldci:
+            raise BadArgumentError(
+                message=f"sgemm: c holds {c_arr.size} elements; m={mi} ldc={ldci} need {mi * ldci}"
+            )
+    return mi, ni, ki, float_arg(alpha, "alpha"), a_arr, ldai, b_arr, ldbi, float_arg(beta, "beta"), ldci, c_arr
+
+
+def check_image(image: Any) -> Canonical:
+    return (bytes_arg(image, "image"),)
+
+
+_PLAIN = (bytes, str, int, float, bool, type(None), np.ndarray)
+
+
+def plain_value(value: Any, name: str) -> Any:
+    """An exec argument as a value the wire carries: an Arg's buffer or a plain value."""
+    buf = getattr(value, "buf", value)
+    if isinstance(buf, (bytearray, memoryview)):
+        return bytes(buf)
+    if isinstance(buf, np.generic):
+        return buf.item()
+    if not isinstance(buf, _PLAIN):
+        raise BadArgumentError(
+            message=f"{name} must be bytes, str, int, float, bool, None or a NumPy array; "
+            f"got {_type_name(buf)}"
+        )
+    return buf
+
+
+def _arg_list(values: Any, name: str) -> list[Any]:
+    if values is None:
+        return []
+    if not isinstance(values, (list, tuple)):
+        raise BadArgumentError(message=f"{name} must be a list of arguments; got {_type_name(values)}")
+    return [plain_value(v, f"{name}[{i}]") for i, v in enumerate(values)]
+
+
+def check_exec(library: Any, symbol: Any, arg_read: Any = None, arg_write: Any = None) -> Canonical:
+    return (str_arg(library, "library"), str_arg(symbol, "symbol"),
+            _arg_list(arg_read, "arg_read"), _arg_list(arg_write, "arg_write"))
+
+
+def resource_id(resource: Any, name: str = "resource") -> int:
+    """A resource's id from a Resource (or an id, as the agent receives it)."""
+    rid = getattr(resource, "id", resource)
+    return int_arg(rid, name, 1)
+
+
+def check_exec_with_resource(resource: Any, symbol: Any, arg_read: Any = None,
+                             arg_write: Any = None) -> Canonical:
+    return (resource_id(resource), str_arg(symbol, "symbol"),
+            _arg_list(arg_read, "arg_read"), _arg_list(arg_write, "arg_write"))
+
+
+def check_model(resource: Any) -> Canonical:
+    return (resource_id(resource),)
+
+
+def check_model_run(resource: Any, inputs: Any) -> Canonical:
+    if not isinstance(inputs, (list, tuple)) or not all(isinstance(t, np.ndarray) for t in inputs):
+        raise BadArgumentError(message="inputs must be a list of NumPy arrays (the input tensors)")
+    return resource_id(resource), list(inputs)
+
+
+# What the agent runs on every request before a plugin sees it.
+CHECKERS: dict[int, Any] = {}
+
+
+def _register_checkers() -> None:
+    from .enums import OpType as O
+
+    CHECKERS.update({
+        O.NOOP: check_noop, O.BLAS_SGEMM: check_sgemm,
+        O.IMAGE_CLASSIFY: check_image, O.IMAGE_DETECT: check_image,
+        O.IMAGE_SEGMENT: check_image, O.IMAGE_POSE: check_image, O.IMAGE_DEPTH: check_image,
+        O.EXEC: check_exec, O.EXEC_WITH_RESOURCE: check_exec_with_resource,
+        O.MINMAX: check_minmax, O.FPGA_ARRAYCOPY: check_arraycopy, O.FPGA_MMULT: check_mmult,
+        O.FPGA_PARALLEL: check_parallel, O.FPGA_VECTORADD: check_vadd,
+        O.TF_SESSION_LOAD: check_model, O.TF_SESSION_DELETE: check_model,
+        O.TF_SESSION_RUN: check_model_run, O.TFLITE_SESSION_LOAD: check_model,
+        O.TFLITE_SESSION_DELETE: check_model, O.TFLITE_SESSION_RUN: check_model_run,
+        O.TORCH_JITLOAD_FORWARD: check_model_run,
+    })
+
+
+_register_checkers()
