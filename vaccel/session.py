@@ -103,6 +103,22 @@ class SessionBase:
         """Free the session while the runtime shuts down."""
         self._closed()
 
+    @staticmethod
+    def _genop_args(arg_read: Sequence[Any]) -> tuple[OpType, list[Any]]:
+        """genop's first read argument names the op; the rest are its arguments."""
+        if not arg_read:
+            raise BadArgumentError(message="genop: arg_read must start with the op type")
+        first = getattr(arg_read[0], "buf", arg_read[0])
+        if isinstance(first, np.ndarray) and first.size == 1:
+            first = first.reshape(-1)[0]
+        try:
+            op = OpType(int(first))
+        except (TypeError, ValueError):
+            raise BadArgumentError(message=f"genop: {first!r} is not an OpType") from None
+        if op not in A.CHECKERS:
+            raise BadArgumentError(message=f"genop: op {op.name} cannot be called through genop")
+        return op, [getattr(a, "buf", a) for a in arg_read[1:]]
+
     def __repr__(self) -> str:
         remote = f" remote_id={self.remote_id}" if self.remote_id is not None else ""
         return f"<{type(self).__name__} id={self.id} flags={self.flags}{remote}>"
@@ -191,6 +207,11 @@ class Session(SessionBase):
         return self._run(op, A.CHECKERS[op](*args))
 
     # --- operations (vaccel-python's names, argument order and results) ---------------
+
+    def genop(self, arg_read: Sequence[Any], arg_write: Sequence[Any] | None = None) -> Any:
+        """The generic op: arg_read[0] is the OpType, the rest its arguments; returns its result."""
+        op, args = self._genop_args(arg_read)
+        return self.run_op(op, args)
 
     def noop(self) -> None:
         self._run(OpType.NOOP, ())
@@ -359,6 +380,10 @@ class AsyncSession(SessionBase):
     async def run_op(self, op: OpType, args: Sequence[Any]) -> Any:
         """Run an op from its canonical arguments (checked here; the agent's entry point)."""
         return await self._run(op, A.CHECKERS[op](*args))
+
+    async def genop(self, arg_read: Sequence[Any], arg_write: Sequence[Any] | None = None) -> Any:
+        op, args = self._genop_args(arg_read)
+        return await self.run_op(op, args)
 
     async def noop(self) -> None:
         await self._run(OpType.NOOP, ())
