@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .arg import Arg
-from .enums import PluginType
+from .enums import ArgType, PluginType
 from .errors import BadArgumentError, VaccelError
 from .session import Session
 
@@ -138,9 +138,8 @@ def exec_(args: list[str]) -> int:
     iterations = _count(args, 2, 1, "N")
     with _session(PluginType.DEBUG) as session:
         for _ in range(iterations):
-            out = session.exec(library, symbol, [Arg(np.array([10], np.int32))],
-                               [Arg(np.zeros(1, np.int32))])
-            print(f"output: {int(np.asarray(out[0]).reshape(-1)[0])}")
+            out = session.exec(library, symbol, [Arg(10, ArgType.INT32)], [Arg(0, ArgType.INT32)])
+            print(f"output: {out[0]}")
     return 0
 
 

@@ -1,0 +1,77 @@
+"""Shared fixtures: runtimes with chosen plugins, and the seed document."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vaccel import Config, Runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT.parent / "shared" / "seed" / "vaccel-pynq.md"
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def make_runtime() -> Iterator[object]:
+    """A factory of runtimes, all closed at the end of the test."""
+    made: list[Runtime] = []
+
+    def factory(plugins: str, **kw: object) -> Runtime:
+        runtime = Runtime(Config(plugins=plugins, log_level=0, **kw))  # type: ignore[arg-type]
+        made.append(runtime)
+        return runtime
+
+    yield factory
+    for runtime in made:
+        runtime.close()
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process: ours, minus VACCEL_*, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VACCEL_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+_TIMESTAMP = re.compile(r"^\d{4}\.\d\d\.\d\d-\d\d:\d\d:\d\d\.\d\d - ")
+_NORMALISE = [
+    (re.compile(r"Created top-level rundir: \S+"), "Created top-level rundir: RUNDIR"),
+    (re.compile(r"Image size: \d+B"), "Image size: NB"),
+    (re.compile(r"len_img: \d+"), "len_img: N"),
+]
+
+
+def normalise(line: str) -> str:
+    """A transcript line without its timestamp and with run-specific values masked."""
+    line = _TIMESTAMP.sub("", line.rstrip("\n"))
+    for pattern, repl in _NORMALISE:
+        line = pattern.sub(repl, line)
+    return line
+
+
+def seed_console_blocks() -> list[list[str]]:
+    """The seed's ```console blocks, normalised, prompts dropped."""
+    text = SEED.read_text()
+    blocks = re.findall(r"```console\n(.*?)```", text, flags=re.S)
+    return [[normalise(ln) for ln in b.splitlines() if "$ " not in ln and ln.strip()]
+            for b in blocks]
+
+
+def assert_transcript(ours: list[str], seed: list[str], extra_ok: re.Pattern[str]) -> None:
+    """Every seed line appears in ours, in order; ours adds only lines matching `extra_ok`."""
+    ours = [normalise(ln) for ln in ours if ln.strip()]
+    i = 0
+    for line in ours:
+        if i < len(seed) and line == seed[i]:
+            i += 1
+        elif not extra_ok.fullmatch(line):
+            raise AssertionError(f"unexpected line {line!r} (next seed line {seed[i:i + 1]})\n"
+                                 + "\n".join(ours))
+    assert i == len(seed), f"seed line not found: {seed[i]!r}\nours:\n" + "\n".join(ours)
