@@ -1,0 +1,204 @@
+"""Values on the wire: msgpack, with arrays and large byte strings carried out of band.
+
+A message's msgpack body holds plain values; a NumPy array or a byte string of
+`INLINE_MAX` bytes or more is replaced by a reference (an ext type naming its index in
+the message's buffer list, and for arrays the dtype and shape). The buffers themselves
+travel after the body in DATA frames, so they are never copied into the msgpack body,
+and the receiver decodes them with `np.frombuffer` over the one array it received into.
+Small arrays travel inline (ext 3) to keep small calls to a single frame.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from .errors import ProtocolError
+from .frames import data_layout
+
+EXT_ARRAY_REF = 1
+EXT_BYTES_REF = 2
+EXT_ARRAY_INLINE = 3
+INLINE_MAX = 1024
+#: Array element kinds that may cross the wire (no objects, no structured or void types).
+SAFE_KINDS = frozenset("biufc")
+MAX_NDIM = 32
+
+_PLAIN = (int, float, str, bool, type(None))
+
+
+class EncodeError(TypeError):
+    """A value that has no wire form (the message names its type)."""
+
+
+def _array_bytes(arr: np.ndarray[Any, Any]) -> memoryview:
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    return memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"")
+
+
+def _prepare(obj: Any, bufs: list[memoryview], depth: int) -> Any:
+    if isinstance(obj, _PLAIN):
+        return obj
+    if depth > MAX_NDIM:
+        raise EncodeError("value nests too deeply to send")
+    if isinstance(obj, (list, tuple)):
+        return [_prepare(x, bufs, depth + 1) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _prepare(v, bufs, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in SAFE_KINDS:
+            raise EncodeError(f"arrays of dtype {obj.dtype} cannot be sent")
+        shape = list(obj.shape)
+        if obj.nbytes < INLINE_MAX:
+            raw = np.ascontiguousarray(obj).tobytes()
+            return msgpack.ExtType(EXT_ARRAY_INLINE, msgpack.packb([obj.dtype.str, shape, raw]))
+        bufs.append(_array_bytes(obj))
+        return msgpack.ExtType(EXT_ARRAY_REF, msgpack.packb([len(bufs) - 1, obj.dtype.str, shape]))
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        view = memoryview(obj).cast("B") if isinstance(obj, memoryview) else obj
+        if len(view) < INLINE_MAX:
+            return bytes(view)
+        bufs.append(memoryview(view))
+        return msgpack.ExtType(EXT_BYTES_REF, msgpack.packb(len(bufs) - 1))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise EncodeError(f"values of type {type(obj).__name__} cannot be sent")
+
+
+def prepare(value: Any) -> tuple[Any, list[memoryview]]:
+    """`value` with arrays and large byte strings replaced by references, and those buffers."""
+    bufs: list[memoryview] = []
+    return _prepare(value, bufs, 0), bufs
+
+
+def encode(value: Any) -> tuple[bytes, list[memoryview]]:
+    """The msgpack body of `value` and the out-of-band buffers it refers to, in order."""
+    prepared, bufs = prepare(value)
+    return msgpack.packb(prepared, use_bin_type=True), bufs
+
+
+def _dtype(text: Any) -> np.dtype[Any]:
+    if not isinstance(text, str) or len(text) > 16:
+        raise ValueError("dtype must be a short string")
+    dtype = np.dtype(text)
+    if dtype.kind not in SAFE_KINDS or dtype.itemsize == 0:
+        raise ValueError(f"dtype {text!r} is not allowed")
+    return dtype
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    if (not isinstance(value, list) or len(value) > MAX_NDIM
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value)):
+        raise ValueError("shape must be a list of non-negative integers")
+    return tuple(value)
+
+
+class MessageData:
+    """The out-of-band bytes of one message: one array, received into, then viewed."""
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        self.sizes = list(sizes)
+        self.offsets, self.total = data_layout(self.sizes)
+        self.array = np.empty(self.total, dtype=np.uint8)
+        self.filled = 0
+
+    def view(self, index: Any) -> np.ndarray[Any, Any]:
+        if not isinstance(index, int) or not 0 <= index < len(self.sizes):
+            raise ValueError(f"buffer reference {index!r} is out of range")
+        start = self.offsets[index]
+        return self.array[start:start + self.sizes[index]]
+
+
+class _Ref:
+    """A reference to buffer `index`, resolved by `bind` once the buffer sizes are known."""
+
+    __slots__ = ("dtype", "index", "shape")
+
+    def __init__(self, index: int, dtype: np.dtype[Any] | None, shape: tuple[int, ...]) -> None:
+        self.index, self.dtype, self.shape = index, dtype, shape
+
+
+class _LazyBytes:
+    """A byte-string reference, turned into bytes once the data has arrived."""
+
+    __slots__ = ("region",)
+
+    def __init__(self, region: np.ndarray[Any, Any]) -> None:
+        self.region = region
+
+
+def _ext_hook(code: int, payload: bytes) -> Any:
+    if code == EXT_ARRAY_INLINE:
+        dtype_s, shape_v, raw = msgpack.unpackb(payload, raw=False)
+        dtype, shape = _dtype(dtype_s), _shape(shape_v)
+        if not isinstance(raw, bytes) or math.prod(shape) * dtype.itemsize != len(raw):
+            raise ValueError("inline array size does not match its shape")
+        return np.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)
+    if code == EXT_ARRAY_REF:
+        index, dtype_s, shape_v = msgpack.unpackb(payload, raw=False)
+        if not isinstance(index, int):
+            raise ValueError("buffer index must be an integer")
+        return _Ref(index, _dtype(dtype_s), _shape(shape_v))
+    if code == EXT_BYTES_REF:
+        index = msgpack.unpackb(payload)
+        if not isinstance(index, int):
+            raise ValueError("buffer index must be an integer")
+        return _Ref(index, None, ())
+    raise ValueError(f"unknown ext type {code}")
+
+
+def decode(body: bytes | memoryview) -> Any:
+    """Decode a msgpack body; buffer references stay placeholders until `bind`."""
+    try:
+        return msgpack.unpackb(body, raw=False, ext_hook=_ext_hook, strict_map_key=False)
+    except Exception as exc:  # msgpack raises many types; all mean "not a valid body"
+        raise ProtocolError(f"message body is not valid msgpack: {type(exc).__name__}: {exc}",
+                            fatal=False) from None
+
+
+def _bind(obj: Any, data: MessageData | None, seen: list[bool]) -> Any:
+    if isinstance(obj, _Ref):
+        if data is None:
+            raise ValueError(f"reference to buffer {obj.index} in a message with no buffers")
+        region = data.view(obj.index)
+        if obj.dtype is None:
+            seen[0] = True
+            return _LazyBytes(region)
+        if math.prod(obj.shape) * obj.dtype.itemsize != region.nbytes:
+            raise ValueError(f"array in buffer {obj.index}: shape {obj.shape} of {obj.dtype} "
+                             f"does not match its {region.nbytes} bytes")
+        return region.view(obj.dtype).reshape(obj.shape)
+    if isinstance(obj, list):
+        return [_bind(x, data, seen) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _bind(v, data, seen) for k, v in obj.items()}
+    return obj
+
+
+def bind(value: Any, data: MessageData | None) -> tuple[Any, bool]:
+    """Replace references with views of `data`; says whether byte strings await `finish`."""
+    seen = [False]
+    try:
+        return _bind(value, data, seen), seen[0]
+    except ValueError as exc:
+        raise ProtocolError(f"bad buffer reference: {exc}", fatal=False) from None
+
+
+def _finish(obj: Any) -> Any:
+    if isinstance(obj, _LazyBytes):
+        return obj.region.tobytes()
+    if isinstance(obj, list):
+        return [_finish(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _finish(v) for k, v in obj.items()}
+    return obj
+
+
+def finish(value: Any) -> Any:
+    """Turn byte-string references into bytes once a message's data is complete."""
+    return _finish(value)

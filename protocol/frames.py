@@ -1,0 +1,97 @@
+"""Frames: a 10-byte header (u32 length, u32 stream id, u8 type, u8 flags) and a payload."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from enum import IntEnum, IntFlag
+from typing import Any
+
+HEADER = struct.Struct(">IIBB")
+HEADER_SIZE = HEADER.size  # 10
+#: Out-of-band buffers start at offsets that are multiples of this in a message's data.
+ALIGN = 8
+_PADDING = bytes(ALIGN)
+
+Buffer = Any  # bytes, bytearray or memoryview: anything transport.writelines takes
+
+
+class FrameType(IntEnum):
+    HELLO = 0x01
+    REQUEST = 0x02
+    RESPONSE = 0x03
+    DATA = 0x04
+    CANCEL = 0x05
+    GOAWAY = 0x06
+    PING = 0x07
+
+
+class Flags(IntFlag):
+    NONE = 0
+    #: DATA: the last data frame of its message.
+    END = 0x01
+    #: PING: this is the answer.
+    ACK = 0x02
+    #: REQUEST/RESPONSE: DATA frames with the message's buffers follow.
+    DATA = 0x04
+
+
+def frame_header(length: int, stream_id: int, ftype: FrameType, flags: int = 0) -> bytes:
+    return HEADER.pack(length, stream_id, ftype, flags)
+
+
+def frame(stream_id: int, ftype: FrameType, payload: bytes = b"", flags: int = 0) -> bytes:
+    """One whole frame as bytes (for small frames: header frames, control frames)."""
+    return HEADER.pack(len(payload), stream_id, ftype, flags) + payload
+
+
+def aligned(n: int) -> int:
+    return (n + ALIGN - 1) & ~(ALIGN - 1)
+
+
+def data_layout(sizes: Sequence[int]) -> tuple[list[int], int]:
+    """Offsets of each buffer in a message's data, and the total (with alignment padding)."""
+    offsets = []
+    pos = 0
+    for size in sizes:
+        pos = aligned(pos)
+        offsets.append(pos)
+        pos += size
+    return offsets, pos
+
+
+def data_frames(stream_id: int, buffers: Sequence[memoryview], max_frame: int) -> list[Buffer]:
+    """DATA frames carrying `buffers` back to back (aligned), none over `max_frame` bytes.
+
+    Returns header bytes interleaved with memoryview slices of the caller's buffers: no
+    payload is copied, so the list can go straight to a scatter-gather write.
+    """
+    pieces: list[memoryview | bytes] = []
+    pos = 0
+    for buf in buffers:
+        pad = aligned(pos) - pos
+        if pad:
+            pieces.append(_PADDING[:pad])
+            pos += pad
+        if buf.nbytes:
+            pieces.append(buf)
+            pos += buf.nbytes
+    total = pos
+    out: list[Buffer] = []
+    sent = 0
+    room = 0
+    for piece in pieces:
+        offset = 0
+        size = len(piece)
+        while offset < size:
+            if room == 0:
+                length = min(max_frame, total - sent)
+                flags = Flags.END if sent + length == total else Flags.NONE
+                out.append(HEADER.pack(length, stream_id, FrameType.DATA, flags))
+                room = length
+                sent += length
+            take = min(room, size - offset)
+            out.append(piece[offset:offset + take] if (offset or take != size) else piece)
+            offset += take
+            room -= take
+    return out
