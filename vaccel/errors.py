@@ -92,3 +92,38 @@ class CancelledError(VaccelError):
     """The call was cancelled before it finished."""
 
     default_code = errno.ECANCELED
+
+
+# gRPC-style status numbers (vaccel.protocol.Status) for each kind of fault, so the agent
+# can report an error and the client can raise the same class with the same errno.
+_STATUS_OF: list[tuple[type[VaccelError], int]] = [
+    (CancelledError, 1),
+    (BadArgumentError, 3),
+    (DeadlineExceededError, 4),
+    (NotFoundError, 5),
+    (PermissionDeniedError, 7),
+    (ResourceExhaustedError, 8),
+    (PluginError, 9),
+    (NotSupportedError, 12),
+    (PluginFailure, 13),
+    (UnavailableError, 14),
+    (RemoteError, 2),
+]
+_CLASS_OF = {status: cls for cls, status in _STATUS_OF}
+_CLASS_OF[6] = BadArgumentError  # ALREADY_EXISTS
+_CLASS_OF[11] = BadArgumentError  # OUT_OF_RANGE
+_CLASS_OF[16] = PermissionDeniedError  # UNAUTHENTICATED
+
+
+def status_of(exc: VaccelError) -> int:
+    """The status number that reports `exc` on the wire."""
+    for cls, status in _STATUS_OF:
+        if isinstance(exc, cls):
+            return status
+    return 2
+
+
+def error_from_status(status: int, errno_: int, message: str) -> VaccelError:
+    """The VaccelError a client raises for a failed call (errno kept when the agent sent one)."""
+    cls = _CLASS_OF.get(status, RemoteError)
+    return cls(errno_ or None, message)

@@ -366,6 +366,26 @@ class AsyncSession(SessionBase):
         if not self.opened:
             await self.open()
         plugin, impl = self._find(op)
+        return await self.call_impl(op, plugin, impl, args)
+
+    def run_inline(self, op: OpType, args: tuple[Any, ...]) -> tuple[Plugin, Impl, bool, Any]:
+        """Find the plugin for a checked op and, if the call is cheap, run it right now.
+
+        Returns (plugin, impl, done, result); when not done, `call_impl` finishes the job.
+        Lets the agent answer small calls without creating a task.
+        """
+        plugin, impl = self._find(op)
+        if impl.async_ is None and (not impl.blocking or (
+                impl.inline_if is not None and impl.inline_if(self, *args))):
+            try:
+                return plugin, impl, True, impl.sync(self, *args)
+            except Exception as exc:
+                raise _plugin_failure(plugin, op, exc) from exc
+        return plugin, impl, False, None
+
+    async def call_impl(self, op: OpType, plugin: Plugin, impl: Impl,
+                        args: tuple[Any, ...]) -> Any:
+        """Run an implementation found by `_find`: coroutine, inline, or in the pool."""
         try:
             if impl.async_ is not None:
                 return await impl.async_(self, *args)

@@ -1,0 +1,242 @@
+"""The asyncio client: one connection to an agent, many calls in flight on it.
+
+Each call gets an odd stream id and a future; responses resolve futures in whatever
+order the agent finishes. A per-call deadline is sent to the agent and enforced here;
+a call that times out or is cancelled sends CANCEL so the agent stops working on it.
+When the connection goes, every pending call fails at once with UnavailableError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from typing import Any
+
+from vaccel.errors import (BadArgumentError, CancelledError, DeadlineExceededError,
+                           ResourceExhaustedError, UnavailableError, VaccelError,
+                           error_from_status)
+from vaccel.protocol.address import Address, AddressError, parse_address
+from vaccel.protocol.codec import EncodeError
+from vaccel.protocol.connection import Connection, GoAway, Hello, Ping, Response
+from vaccel.protocol.errors import ProtocolError
+from vaccel.protocol.frames import Buffer
+from vaccel.protocol.status import Status
+
+BIG_WRITE = 1 << 20
+
+
+class _ClientProtocol(asyncio.BufferedProtocol):
+    def __init__(self, address: Address) -> None:
+        self.address = address
+        self.proto = Connection(client=True, agent="pyvaccel-client/0.1.0")
+        self.pending: dict[int, asyncio.Future[Response]] = {}
+        self.loop = asyncio.get_running_loop()
+        self.hello: asyncio.Future[Hello] = self.loop.create_future()
+        self.pings: list[asyncio.Future[None]] = []
+        self.transport: asyncio.Transport | None = None
+        self.error: VaccelError | None = None
+        self._paused = False
+        self._drain: list[asyncio.Future[None]] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        transport.write(self.proto.hello())
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.proto.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            events = self.proto.buffer_updated(nbytes)
+        except ProtocolError as exc:
+            self._fail(UnavailableError(message=f"agent at {self.address} broke the protocol: "
+                                                f"{exc.message}"))
+            if self.transport is not None:
+                self.transport.write(self.proto.goaway(exc.status, exc.message))
+                self.transport.close()
+            return
+        for event in events:
+            if type(event) is Response:
+                fut = self.pending.pop(event.stream_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(event)
+            elif isinstance(event, Hello):
+                if not self.hello.done():
+                    self.hello.set_result(event)
+            elif isinstance(event, GoAway):
+                self._fail(UnavailableError(
+                    message=f"agent at {self.address} closed the connection: {event.message} "
+                    f"({event.status.name})"))
+            elif isinstance(event, Ping) and event.ack and self.pings:
+                waiter = self.pings.pop(0)
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f": {exc}" if exc else ""
+        self._fail(UnavailableError(message=f"connection to the agent at {self.address} "
+                                            f"was lost{reason}"))
+
+    def _fail(self, error: VaccelError) -> None:
+        if self.error is None:
+            self.error = error
+        for fut in [*self.pending.values(), *self.pings, *self._drain]:
+            if not fut.done():
+                fut.set_exception(self.error)
+        if not self.hello.done():
+            self.hello.set_exception(self.error)
+        self.pending.clear()
+        self.pings.clear()
+        self._drain.clear()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        for fut in self._drain:
+            if not fut.done():
+                fut.set_result(None)
+        self._drain.clear()
+
+    async def write(self, chunks: list[Buffer]) -> None:
+        """Write frames; large messages go in steps that honour flow control."""
+        transport = self.transport
+        assert transport is not None
+        if len(chunks) == 1:
+            transport.write(chunks[0])
+            return
+        batch: list[Buffer] = []
+        size = 0
+        for chunk in chunks:
+            batch.append(chunk)
+            size += memoryview(chunk).nbytes
+            if size >= BIG_WRITE:
+                transport.writelines(batch)
+                batch, size = [], 0
+                if self._paused:
+                    waiter = self.loop.create_future()
+                    self._drain.append(waiter)
+                    await waiter
+        if batch:
+            transport.writelines(batch)
+
+
+async def _open(address: Address, factory: Any) -> tuple[asyncio.BaseTransport, Any]:
+    loop = asyncio.get_running_loop()
+    if address.scheme == "tcp":
+        return await loop.create_connection(factory, address.host, address.port)
+    if address.scheme == "unix":
+        return await loop.create_unix_connection(factory, address.path)
+    if not hasattr(socket, "AF_VSOCK"):
+        raise OSError("AF_VSOCK is not supported on this platform")
+    sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, (address.cid, address.port))
+    except BaseException:
+        sock.close()
+        raise
+    return await loop.create_connection(factory, sock=sock)
+
+
+class AsyncClient:
+    """A connection to an agent; `call` is safe to use from many tasks at once."""
+
+    def __init__(self, protocol: _ClientProtocol) -> None:
+        self._p = protocol
+        self.address = protocol.address
+        self.peer: Hello | None = None
+
+    @classmethod
+    async def connect(cls, address: str | Address, timeout: float = 10.0) -> AsyncClient:
+        """Connect and complete the handshake; UnavailableError says why it failed."""
+        try:
+            addr = parse_address(address) if isinstance(address, str) else address
+        except AddressError as exc:
+            raise BadArgumentError(message=str(exc)) from None
+        try:
+            async with asyncio.timeout(timeout):
+                _, protocol = await _open(addr, lambda: _ClientProtocol(addr))
+                client = cls(protocol)
+                client.peer = await protocol.hello
+        except TimeoutError:
+            raise UnavailableError(message=f"agent at {addr} did not answer within "
+                                           f"{timeout:g} s") from None
+        except OSError as exc:
+            raise UnavailableError(message=f"cannot reach the agent at {addr}: "
+                                           f"{exc.strerror or exc}") from None
+        return client
+
+    @property
+    def closed(self) -> bool:
+        return self._p.error is not None or self._p.transport is None \
+            or self._p.transport.is_closing()
+
+    async def call(self, method: str, args: Any, timeout: float | None = None,
+                   metadata: dict[str, str] | None = None) -> Any:
+        """Send one request and wait for its answer (or its deadline)."""
+        p = self._p
+        if p.error is not None:
+            raise p.error
+        try:
+            sid, chunks = p.proto.request(method, args, timeout, metadata)
+        except EncodeError as exc:
+            message = str(exc)
+            cls = ResourceExhaustedError if "at most" in message or "limit" in message \
+                else BadArgumentError
+            raise cls(message=f"{method}: {message}") from None
+        fut: asyncio.Future[Response] = p.loop.create_future()
+        p.pending[sid] = fut
+        try:
+            if timeout is None:
+                await p.write(chunks)
+                resp = await fut
+            else:
+                async with asyncio.timeout(timeout):
+                    await p.write(chunks)
+                    resp = await fut
+        except TimeoutError:
+            self._abandon(sid)
+            raise DeadlineExceededError(
+                message=f"{method} did not finish within {timeout:g} s") from None
+        except asyncio.CancelledError:
+            self._abandon(sid)
+            raise
+        if resp.status:
+            if resp.status == Status.CANCELLED:
+                raise CancelledError(message=resp.message)
+            raise error_from_status(int(resp.status), resp.errno, resp.message)
+        return resp.result
+
+    def _abandon(self, sid: int) -> None:
+        p = self._p
+        p.pending.pop(sid, None)
+        if p.error is None and p.transport is not None and not p.transport.is_closing():
+            p.transport.write(p.proto.cancel(sid))
+
+    async def ping(self, timeout: float = 5.0) -> float:
+        """One PING round trip, in seconds."""
+        p = self._p
+        if p.error is not None:
+            raise p.error
+        assert p.transport is not None
+        waiter: asyncio.Future[None] = p.loop.create_future()
+        p.pings.append(waiter)
+        start = time.perf_counter()
+        p.transport.write(p.proto.ping(os.urandom(8)))
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            raise DeadlineExceededError(message=f"no PING answer within {timeout:g} s") from None
+        return time.perf_counter() - start
+
+    async def close(self) -> None:
+        p = self._p
+        if p.transport is not None and not p.transport.is_closing():
+            p.transport.close()
+        p._fail(UnavailableError(message="client closed"))
+        await asyncio.sleep(0)

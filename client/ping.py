@@ -1,0 +1,26 @@
+"""`vaccel ping ADDR`: reach an agent and time a few round trips."""
+
+from __future__ import annotations
+
+import asyncio
+
+from vaccel.config import Config
+
+from .connection import AsyncClient
+
+
+async def _ping(address: str, count: int) -> None:
+    client = await AsyncClient.connect(address)
+    peer = client.peer.agent if client.peer else "?"
+    print(f"connected to {address} ({peer})")
+    try:
+        for i in range(count):
+            rtt = await client.ping()
+            print(f"ping {i + 1}: {rtt * 1e6:.0f} us")
+    finally:
+        await client.close()
+
+
+def ping(address: str | None, count: int) -> int:
+    asyncio.run(_ping(address or Config.from_env().rpc_address, max(1, count)))
+    return 0
