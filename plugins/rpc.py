@@ -194,7 +194,8 @@ class RpcPlugin(Plugin):
             link = self._link(session)
             wire = list(args)
             if needs_rid:
-                wire[0] = link.resources.get(args[0], 0)
+                session.resource(args[0])  # NotFoundError unless registered here
+                wire[0] = link.resources[args[0]]
             return await link.client.call("op", [session.remote_id, number, wire], timeout)
 
         async def call_async(session: SessionBase, *args: Any) -> Any:

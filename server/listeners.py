@@ -30,7 +30,8 @@ def vsock_socket(address: Address) -> socket.socket:
         raise OSError("AF_VSOCK is not supported by this Python or platform")
     sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
     try:
-        sock.bind((address.cid, address.port))
+        # Port 0 asks for any free port, as with TCP (VMADDR_PORT_ANY is -1 for vsock).
+        sock.bind((address.cid, address.port or 0xFFFFFFFF))
         sock.listen(512)
         sock.setblocking(False)
     except OSError:

@@ -1,0 +1,279 @@
+"""The sans-IO protocol: frames, codec, handshake, limits, whole and byte at a time."""
+
+from __future__ import annotations
+
+import ast
+import struct
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vaccel.protocol import codec
+from vaccel.protocol.address import VMADDR_CID_ANY, AddressError, parse_address
+from vaccel.protocol.connection import (Cancel, Connection, GoAway, Hello, Ping, Rejected,
+                                        Request, Response)
+from vaccel.protocol.errors import ProtocolError
+from vaccel.protocol.frames import HEADER, Flags, FrameType, frame
+from vaccel.protocol.limits import Limits
+from vaccel.protocol.status import Status
+
+PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocol"
+
+
+def test_protocol_package_is_sans_io() -> None:
+    for path in PROTOCOL_DIR.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in {"asyncio", "socket", "uvloop", "selectors"}, \
+                    f"{path.name} imports {name}"
+
+
+def pair(limits: Limits | None = None) -> tuple[Connection, Connection]:
+    client, server = Connection(True), Connection(False, limits or Limits())
+    assert isinstance(server.receive(client.hello())[0], Hello)
+    assert isinstance(client.receive(server.hello())[0], Hello)
+    return client, server
+
+
+def wire(chunks: list[Any]) -> bytes:
+    return b"".join(bytes(c) for c in chunks)
+
+
+def feed(conn: Connection, data: bytes, step: int | None = None) -> list[Any]:
+    if step is None:
+        return conn.receive(data)
+    events = []
+    for i in range(0, len(data), step):
+        events += conn.receive(data[i:i + step])
+    return events
+
+
+@pytest.mark.parametrize("step", [None, 1, 7, 4096])
+def test_request_response_roundtrip(step: int | None) -> None:
+    client, server = pair(Limits(max_frame=16 * 1024))
+    big = np.arange(50_000, dtype=np.float32)
+    args = [7, 19, [big, np.arange(3, dtype=np.int32), b"x" * 3000, b"small", "text", 1.5, None]]
+    sid, chunks = client.request("op", args, timeout=2.0, metadata={"k": "v"})
+    (req,) = feed(server, wire(chunks), step)
+    assert isinstance(req, Request) and req.stream_id == sid == 1
+    assert req.method == "op" and req.timeout == 2.0 and req.metadata == {"k": "v"}
+    got = req.args
+    np.testing.assert_array_equal(got[2][0], big)
+    assert got[2][1].dtype == np.int32 and got[2][1].tolist() == [0, 1, 2]
+    assert got[2][2:] == [b"x" * 3000, b"small", "text", 1.5, None]
+    resp_chunks = server.response(sid, Status.OK, "", 0, [got[2][0] * 2])
+    (resp,) = feed(client, wire(resp_chunks), step)
+    assert isinstance(resp, Response) and resp.status == Status.OK
+    np.testing.assert_array_equal(resp.result[0], big * 2)
+
+
+def test_stream_ids_odd_increasing() -> None:
+    client, server = pair()
+    ids = [client.request("op", [])[0] for _ in range(3)]
+    assert ids == [1, 3, 5]
+
+
+def test_direct_receive_into_destination() -> None:
+    """With an empty scratch buffer, DATA payloads are received straight into the array."""
+    client, server = pair(Limits(max_frame=1 << 20))
+    big = np.arange(1 << 18, dtype=np.float32)
+    _, chunks = client.request("op", [big])
+    data = wire(chunks)
+    head = data[:HEADER.size + HEADER.unpack_from(data)[0] + HEADER.size]
+    assert server.receive(head) == []  # request header and the first DATA header
+    target = server.get_buffer()
+    assert target.nbytes == big.nbytes  # the destination itself, not the scratch buffer
+    payload = data[len(head):]
+    target[:] = payload
+    (req,) = server.buffer_updated(len(payload))
+    np.testing.assert_array_equal(req.args[0], big)
+
+
+def test_encode_rejects_unsendable() -> None:
+    with pytest.raises(codec.EncodeError, match="object"):
+        codec.encode([object()])
+    with pytest.raises(codec.EncodeError, match="dtype object"):
+        codec.encode(np.array([1, "a"], dtype=object))
+
+
+def test_first_frame_must_be_hello() -> None:
+    server = Connection(False)
+    with pytest.raises(ProtocolError) as err:
+        server.receive(frame(1, FrameType.CANCEL))
+    assert err.value.fatal and err.value.status == Status.FAILED_PRECONDITION
+
+
+def test_version_mismatch() -> None:
+    server = Connection(False)
+    hello = frame(0, FrameType.HELLO, msgpack.packb({"version": 9, "min": 9, "max": 9}))
+    with pytest.raises(ProtocolError, match="version 1 is not in the peer's range 9..9"):
+        server.receive(hello)
+
+
+@pytest.mark.parametrize(("stream", "words"), [(2, "even"), (1, "reused")])
+def test_bad_stream_ids_are_fatal(stream: int, words: str) -> None:
+    client, server = pair()
+    _, chunks = client.request("op", [])
+    server.receive(wire(chunks))
+    body = msgpack.packb(["op", [], None, {}, []])
+    with pytest.raises(ProtocolError, match=words):
+        server.receive(frame(stream, FrameType.REQUEST, body))
+
+
+def test_oversized_frame_is_fatal_before_buffering() -> None:
+    client, server = pair(Limits(max_frame=1024))
+    with pytest.raises(ProtocolError) as err:
+        server.receive(HEADER.pack(4 << 30 - 1, 1, FrameType.REQUEST, 0))
+    assert err.value.status == Status.RESOURCE_EXHAUSTED
+
+
+def test_garbage_body_rejected_on_its_stream_and_connection_survives() -> None:
+    client, server = pair()
+    (ev,) = server.receive(frame(1, FrameType.REQUEST, b"\xc1\xc1garbage"))
+    assert isinstance(ev, Rejected) and ev.stream_id == 1 and ev.status == Status.INVALID_ARGUMENT
+    client.next_stream_id = 3
+    _, chunks = client.request("op", [1])
+    (req,) = server.receive(wire(chunks))
+    assert isinstance(req, Request) and req.args == [1]
+
+
+def test_too_large_message_rejected_and_its_data_skipped() -> None:
+    client, server = pair(Limits(max_message=10_000))
+    client.peer_limits = Limits()  # this client ignores what the server said
+    big = np.zeros(100_000, np.uint8)
+    _, chunks = client.request("op", [big])
+    events = server.receive(wire(chunks))
+    assert [type(e) for e in events] == [Rejected]
+    assert events[0].status == Status.RESOURCE_EXHAUSTED and "limit" in events[0].message
+    _, chunks = client.request("op", [2])
+    assert isinstance(server.receive(wire(chunks))[0], Request)
+
+
+def test_streams_in_flight_limit() -> None:
+    client, server = pair(Limits(max_streams=2))
+    events = []
+    for _ in range(3):
+        events += server.receive(wire(client.request("op", [])[1]))
+    assert [type(e) for e in events] == [Request, Request, Rejected]
+    assert events[2].status == Status.RESOURCE_EXHAUSTED
+    server.response(1, Status.OK)
+    assert isinstance(server.receive(wire(client.request("op", [])[1]))[0], Request)
+
+
+def test_data_without_message_is_fatal() -> None:
+    client, server = pair()
+    with pytest.raises(ProtocolError, match="no message"):
+        server.receive(frame(1, FrameType.DATA, b"abc", Flags.END))
+
+
+def test_data_overrun_is_fatal() -> None:
+    client, server = pair()
+    body = msgpack.packb(["op", [], None, {}, [4]])
+    server.receive(frame(1, FrameType.REQUEST, body, Flags.DATA))
+    with pytest.raises(ProtocolError, match="overrun"):
+        server.receive(frame(1, FrameType.DATA, b"123456789", Flags.END))
+
+
+def test_bad_array_reference_is_rejected() -> None:
+    client, server = pair()
+    ref = msgpack.ExtType(codec.EXT_ARRAY_REF, msgpack.packb([0, "<f4", [10]]))
+    body = msgpack.packb(["op", [ref], None, {}, [8]])
+    events = server.receive(frame(1, FrameType.REQUEST, body, Flags.DATA)
+                            + frame(1, FrameType.DATA, bytes(8), Flags.END))
+    assert isinstance(events[0], Rejected) and "does not match" in events[0].message
+
+
+def test_object_dtype_refused() -> None:
+    client, server = pair()
+    ext = msgpack.ExtType(codec.EXT_ARRAY_INLINE, msgpack.packb(["|O", [1], b"12345678"]))
+    (ev,) = server.receive(frame(1, FrameType.REQUEST, msgpack.packb(["op", [ext], None, {}, []])))
+    assert isinstance(ev, Rejected) and "not allowed" in ev.message
+
+
+def test_cancel_ping_goaway() -> None:
+    client, server = pair()
+    server.receive(wire(client.request("op", [])[1]))
+    assert server.receive(client.cancel(1)) == [Cancel(1)]
+    (ping,) = server.receive(client.ping(b"12345678"))
+    assert ping == Ping(b"12345678", False)
+    (pong,) = client.receive(server.ping(ping.payload, ack=True))
+    assert pong.ack
+    (bye,) = client.receive(server.goaway(Status.UNAVAILABLE, "bye"))
+    assert bye == GoAway(Status.UNAVAILABLE, "bye", 1)
+
+
+def test_response_for_unopened_stream_is_fatal() -> None:
+    client, server = pair()
+    with pytest.raises(ProtocolError, match="never opened"):
+        client.receive(wire(server.response(5, Status.OK)))
+
+
+def test_spec_test_vectors() -> None:
+    """The byte strings given in PROTOCOL.md."""
+    assert HEADER.pack(0, 0, FrameType.PING, 0).hex() == "00000000000000000700"
+    noop = msgpack.packb(["op", [1, 0, []], None, {}, []])
+    assert noop.hex() == "95a26f7093010090c080 90".replace(" ", "")
+    spec = (PROTOCOL_DIR / "PROTOCOL.md").read_text()
+    assert "00000000000000000700" in spec
+    assert frame(1, FrameType.REQUEST, noop).hex() in spec
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_parser_parses_or_raises_protocol_error(data: bytes) -> None:
+    server = Connection(False, Limits(max_frame=4096, max_message=1 << 16))
+    server.receive(Connection(True).hello())
+    try:
+        for event in server.receive(data):
+            assert isinstance(event, (Request, Rejected, Cancel, GoAway, Ping, Hello))
+    except ProtocolError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=255), max_size=40),
+       st.integers(min_value=1, max_value=20))
+def test_parser_after_valid_prefix(noise: list[int], step: int) -> None:
+    client, server = pair(Limits(max_frame=4096))
+    data = wire(client.request("op", [np.arange(600, dtype=np.float64)])[1]) + bytes(noise)
+    try:
+        feed(server, data, step)
+    except ProtocolError:
+        pass
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("tcp://127.0.0.1:8192", ("tcp", "127.0.0.1", 8192)),
+    ("tcp://[::1]:65500", ("tcp", "::1", 65500)),
+    ("unix:///run/vaccel.sock", ("unix", "/run/vaccel.sock", 0)),
+    ("vsock://ANY:2048", ("vsock", VMADDR_CID_ANY, 2048)),
+    ("vsock://2:1234", ("vsock", 2, 1234)),
+])
+def test_addresses(raw: str, expected: tuple[Any, ...]) -> None:
+    a = parse_address(raw)
+    got = (a.scheme, a.cid if a.scheme == "vsock" else (a.path or a.host), a.port)
+    assert got == expected
+    assert str(a) == raw
+
+
+@pytest.mark.parametrize("raw", ["127.0.0.1:80", "tcp://host", "http://x:1", "vsock://x:1",
+                                 "unix://", "tcp://h:99999"])
+def test_bad_addresses(raw: str) -> None:
+    with pytest.raises(AddressError):
+        parse_address(raw)
+
+
+def test_header_layout() -> None:
+    assert HEADER.size == 10
+    assert struct.unpack(">IIBB", frame(3, FrameType.CANCEL)) == (0, 3, FrameType.CANCEL, 0)
