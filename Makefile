@@ -25,7 +25,6 @@ $(PYNQ_STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
-	@if [ -z "$$SKIP_PYNQ" ]; then $(MAKE) --no-print-directory test-pynq; fi
 
 test-pynq: $(PYNQ_STAMP)
 	$(PYNQ_VENV)/bin/python -m pytest -q tests/test_pynq.py tests/test_pynq_agent.py
@@ -41,7 +40,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check vaccel protocol server client plugins tests
-	rm -rf build/typecheck && $(PY) -m pip install -q --no-deps --no-build-isolation --target build/typecheck .
+	rm -rf build/typecheck && $(PY) -m pip install -q --no-deps --target build/typecheck .
 	cd build/typecheck && ../../$(PY) -m mypy --config-file ../../pyproject.toml -p vaccel
 
 clean:

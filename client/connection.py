@@ -14,15 +14,22 @@ import socket
 import time
 from typing import Any
 
-from vaccel.errors import (BadArgumentError, CancelledError, DeadlineExceededError,
-                           ResourceExhaustedError, UnavailableError, VaccelError,
-                           error_from_status)
 from vaccel.protocol.address import Address, AddressError, parse_address
 from vaccel.protocol.codec import EncodeError
 from vaccel.protocol.connection import Connection, GoAway, Hello, Ping, Response
 from vaccel.protocol.errors import ProtocolError
 from vaccel.protocol.frames import Buffer
 from vaccel.protocol.status import Status
+
+from vaccel.errors import (
+    BadArgumentError,
+    CancelledError,
+    DeadlineExceededError,
+    ResourceExhaustedError,
+    UnavailableError,
+    VaccelError,
+    error_from_status,
+)
 
 BIG_WRITE = 1 << 20
 
@@ -42,7 +49,7 @@ class _ClientProtocol(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        transport.write(self.proto.hello())
+        self.transport.write(self.proto.hello())
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.proto.get_buffer(sizehint)
@@ -51,8 +58,11 @@ class _ClientProtocol(asyncio.BufferedProtocol):
         try:
             events = self.proto.buffer_updated(nbytes)
         except ProtocolError as exc:
-            self._fail(UnavailableError(message=f"agent at {self.address} broke the protocol: "
-                                                f"{exc.message}"))
+            self._fail(
+                UnavailableError(
+                    message=f"agent at {self.address} broke the protocol: {exc.message}"
+                )
+            )
             if self.transport is not None:
                 self.transport.write(self.proto.goaway(exc.status, exc.message))
                 self.transport.close()
@@ -66,9 +76,12 @@ class _ClientProtocol(asyncio.BufferedProtocol):
                 if not self.hello.done():
                     self.hello.set_result(event)
             elif isinstance(event, GoAway):
-                self._fail(UnavailableError(
-                    message=f"agent at {self.address} closed the connection: {event.message} "
-                    f"({event.status.name})"))
+                self._fail(
+                    UnavailableError(
+                        message=f"agent at {self.address} closed the connection: {event.message} "
+                        f"({event.status.name})"
+                    )
+                )
             elif isinstance(event, Ping) and event.ack and self.pings:
                 waiter = self.pings.pop(0)
                 if not waiter.done():
@@ -76,13 +89,15 @@ class _ClientProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f": {exc}" if exc else ""
-        self._fail(UnavailableError(message=f"connection to the agent at {self.address} "
-                                            f"was lost{reason}"))
+        self._fail(
+            UnavailableError(message=f"connection to the agent at {self.address} was lost{reason}")
+        )
 
     def _fail(self, error: VaccelError) -> None:
         if self.error is None:
             self.error = error
-        for fut in [*self.pending.values(), *self.pings, *self._drain]:
+        futures: list[asyncio.Future[Any]] = [*self.pending.values(), *self.pings, *self._drain]
+        for fut in futures:
             if not fut.done():
                 fut.set_exception(self.error)
         if not self.hello.done():
@@ -163,20 +178,28 @@ class AsyncClient:
                 client = cls(protocol)
                 client.peer = await protocol.hello
         except TimeoutError:
-            raise UnavailableError(message=f"agent at {addr} did not answer within "
-                                           f"{timeout:g} s") from None
+            raise UnavailableError(
+                message=f"agent at {addr} did not answer within {timeout:g} s"
+            ) from None
         except OSError as exc:
-            raise UnavailableError(message=f"cannot reach the agent at {addr}: "
-                                           f"{exc.strerror or exc}") from None
+            raise UnavailableError(
+                message=f"cannot reach the agent at {addr}: {exc.strerror or exc}"
+            ) from None
         return client
 
     @property
     def closed(self) -> bool:
-        return self._p.error is not None or self._p.transport is None \
-            or self._p.transport.is_closing()
+        return (
+            self._p.error is not None or self._p.transport is None or self._p.transport.is_closing()
+        )
 
-    async def call(self, method: str, args: Any, timeout: float | None = None,
-                   metadata: dict[str, str] | None = None) -> Any:
+    async def call(
+        self,
+        method: str,
+        args: Any,
+        timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Any:
         """Send one request and wait for its answer (or its deadline)."""
         p = self._p
         if p.error is not None:
@@ -185,8 +208,11 @@ class AsyncClient:
             sid, chunks = p.proto.request(method, args, timeout, metadata)
         except EncodeError as exc:
             message = str(exc)
-            cls = ResourceExhaustedError if "at most" in message or "limit" in message \
+            cls = (
+                ResourceExhaustedError
+                if "at most" in message or "limit" in message
                 else BadArgumentError
+            )
             raise cls(message=f"{method}: {message}") from None
         fut: asyncio.Future[Response] = p.loop.create_future()
         p.pending[sid] = fut
@@ -201,7 +227,8 @@ class AsyncClient:
         except TimeoutError:
             self._abandon(sid)
             raise DeadlineExceededError(
-                message=f"{method} did not finish within {timeout:g} s") from None
+                message=f"{method} did not finish within {timeout:g} s"
+            ) from None
         except asyncio.CancelledError:
             self._abandon(sid)
             raise

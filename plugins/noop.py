@@ -33,11 +33,29 @@ def noop(session: SessionBase) -> None:
     _say(f"Calling no-op for session {session.id}")
 
 
-def sgemm(session: SessionBase, m: int, n: int, k: int, alpha: float, a: Any, lda: int, b: Any,
-          ldb: int, beta: float, ldc: int, c: Any) -> np.ndarray[Any, Any]:
+def sgemm(
+    session: SessionBase,
+    m: int,
+    n: int,
+    k: int,
+    alpha: float,
+    a: Any,
+    lda: int,
+    b: Any,
+    ldb: int,
+    beta: float,
+    ldc: int,
+    c: Any,
+) -> np.ndarray[Any, Any]:
     _calling("sgemm", session)
-    _say(f"m: {m} n: {n} k: {k}", f"alpha: {alpha:f}", f"A: {a.size} elements lda: {lda}",
-         f"B: {b.size} elements ldb: {ldb}", f"beta: {beta:f}", f"C: ldc: {ldc}")
+    _say(
+        f"m: {m} n: {n} k: {k}",
+        f"alpha: {alpha:f}",
+        f"A: {a.size} elements lda: {lda}",
+        f"B: {b.size} elements ldb: {ldb}",
+        f"beta: {beta:f}",
+        f"C: ldc: {ldc}",
+    )
     return np.zeros(m * ldc, np.float32) if c is None else c.copy()
 
 
@@ -46,6 +64,7 @@ def _image(what: str) -> Any:
         _calling(what, session)
         _say(f"len_img: {len(image)}", "will return a dummy result")
         return DUMMY_IMGNAME
+
     return run
 
 
@@ -61,32 +80,43 @@ def _exec_copy(read: list[Any], write: list[Any]) -> list[Any]:
     if read and write:
         src, dst = read[0], write[0]
         size = getattr(src, "nbytes", None) or (len(src) if isinstance(src, (bytes, str)) else None)
-        dsize = getattr(dst, "nbytes", None) or (len(dst) if isinstance(dst, (bytes, str)) else None)
+        dsize = getattr(dst, "nbytes", None) or (
+            len(dst) if isinstance(dst, (bytes, str)) else None
+        )
         if size == dsize or (type(src) is type(dst) and size is None):
             out[0] = src.copy() if isinstance(src, np.ndarray) else src
     return out
 
 
-def exec_(session: SessionBase, library: str, symbol: str, read: list[Any],
-          write: list[Any]) -> list[Any]:
+def exec_(
+    session: SessionBase, library: str, symbol: str, read: list[Any], write: list[Any]
+) -> list[Any]:
     _calling("exec", session)
     _say(f"library: {library} symbol: {symbol}", f"nr_read: {len(read)} nr_write: {len(write)}")
     return _exec_copy(read, write)
 
 
-def exec_with_resource(session: SessionBase, resource_id: int, symbol: str, read: list[Any],
-                       write: list[Any]) -> list[Any]:
+def exec_with_resource(
+    session: SessionBase, resource_id: int, symbol: str, read: list[Any], write: list[Any]
+) -> list[Any]:
     res = session.resource(resource_id)
     _calling("exec_with_resource", session)
-    _say(f"resource: {res.id} ({', '.join(res.names)}) symbol: {symbol}",
-         f"nr_read: {len(read)} nr_write: {len(write)}")
+    _say(
+        f"resource: {res.id} ({', '.join(res.names)}) symbol: {symbol}",
+        f"nr_read: {len(read)} nr_write: {len(write)}",
+    )
     return _exec_copy(read, write)
 
 
-def minmax(session: SessionBase, indata: Any, ndata: int, low: int,
-           high: int) -> tuple[Any, float, float]:
-    _say(f"Calling minmax for session {session.id}", f"Dumping arguments for minmax: ndata:{ndata}",
-         f"low: {low} high: {high} ", "will return dummy min and max values")
+def minmax(
+    session: SessionBase, indata: Any, ndata: int, low: int, high: int
+) -> tuple[Any, float, float]:
+    _say(
+        f"Calling minmax for session {session.id}",
+        f"Dumping arguments for minmax: ndata:{ndata}",
+        f"low: {low} high: {high} ",
+        "will return dummy min and max values",
+    )
     return indata.copy(), -1.0, 10000.0
 
 
@@ -118,6 +148,7 @@ def _model(what: str) -> Any:
     def run(session: SessionBase, resource_id: int) -> None:
         res = session.resource(resource_id)
         _say(f"Calling {what} for session {session.id}", f"model: resource {res.id}")
+
     return run
 
 
@@ -128,6 +159,7 @@ def _model_run(what: str) -> Any:
         for i, t in enumerate(inputs):
             _say(f"\tInput {i}: shape {tuple(t.shape)} dtype {t.dtype}")
         return [t.copy() for t in inputs]
+
     return run
 
 
@@ -141,7 +173,7 @@ class NoopPlugin(Plugin):
         def quick(fn: Any) -> Impl:
             return Impl(fn, blocking=False)
 
-        O = OpType  # noqa: N806
+        O = OpType  # noqa: E741
         return {
             O.NOOP: quick(noop),
             O.BLAS_SGEMM: quick(sgemm),

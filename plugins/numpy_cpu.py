@@ -40,13 +40,14 @@ def parallel(session: SessionBase, a: Any, b: Any) -> tuple[Any, Any]:
 
 
 def mmult(session: SessionBase, a: Any, b: Any) -> Any:
-    n = int(round(a.size**0.5))
+    n = round(a.size**0.5)
     product = a.reshape(n, n) @ b.reshape(n, n)
     return product.reshape(a.shape)
 
 
-def minmax(session: SessionBase, indata: Any, ndata: int, low: int,
-           high: int) -> tuple[Any, float, float]:
+def minmax(
+    session: SessionBase, indata: Any, ndata: int, low: int, high: int
+) -> tuple[Any, float, float]:
     """Clip the data to [low, high]; min and max are those of the input data."""
     return np.clip(indata, low, high), float(indata.min()), float(indata.max())
 
@@ -57,8 +58,20 @@ def _matrix(flat: Any, rows: int, cols: int, ld: int) -> Any:
     return as_strided(flat, shape=(rows, cols), strides=(ld * 4, 4), writeable=False)
 
 
-def sgemm(session: SessionBase, m: int, n: int, k: int, alpha: float, a: Any, lda: int, b: Any,
-          ldb: int, beta: float, ldc: int, c: Any) -> Any:
+def sgemm(
+    session: SessionBase,
+    m: int,
+    n: int,
+    k: int,
+    alpha: float,
+    a: Any,
+    lda: int,
+    b: Any,
+    ldb: int,
+    beta: float,
+    ldc: int,
+    c: Any,
+) -> Any:
     """Row-major C = alpha * A @ B + beta * C, C returned as m * ldc elements."""
     out = np.zeros(m * ldc, np.float32) if c is None else c[: m * ldc].copy()
     if m == 0 or n == 0:
@@ -82,8 +95,9 @@ class NumpyPlugin(Plugin):
     def init(self) -> None:
         self.allowed = set(self.config.exec_allow)
 
-    def exec(self, session: SessionBase, library: str, symbol: str, read: list[Any],
-             write: list[Any]) -> list[Any]:
+    def exec(
+        self, session: SessionBase, library: str, symbol: str, read: list[Any], write: list[Any]
+    ) -> list[Any]:
         """Call `library.symbol(*read)` if `library:symbol` is on the allow-list."""
         target = f"{library}:{symbol}"
         if target not in self.allowed and f"{library}:*" not in self.allowed:

@@ -13,22 +13,31 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from vaccel import log
 from vaccel.client.bridge import LoopThread
 from vaccel.client.connection import AsyncClient
+from vaccel.protocol.address import Address, AddressError, parse_address
+
+from vaccel import log
 from vaccel.enums import OpType, PluginType
 from vaccel.errors import PluginError
 from vaccel.opargs import CHECKERS
 from vaccel.plugin import Impl, Plugin
-from vaccel.protocol.address import Address, AddressError, parse_address
 from vaccel.resource import Resource
 from vaccel.session import SessionBase
 
 #: Ops whose first argument is a resource id, translated to the agent's id.
-RESOURCE_OPS = frozenset({
-    OpType.EXEC_WITH_RESOURCE, OpType.TF_SESSION_LOAD, OpType.TF_SESSION_RUN,
-    OpType.TF_SESSION_DELETE, OpType.TFLITE_SESSION_LOAD, OpType.TFLITE_SESSION_RUN,
-    OpType.TFLITE_SESSION_DELETE, OpType.TORCH_JITLOAD_FORWARD})
+RESOURCE_OPS = frozenset(
+    {
+        OpType.EXEC_WITH_RESOURCE,
+        OpType.TF_SESSION_LOAD,
+        OpType.TF_SESSION_RUN,
+        OpType.TF_SESSION_DELETE,
+        OpType.TFLITE_SESSION_LOAD,
+        OpType.TFLITE_SESSION_RUN,
+        OpType.TFLITE_SESSION_DELETE,
+        OpType.TORCH_JITLOAD_FORWARD,
+    }
+)
 
 
 class _Link:
@@ -82,7 +91,7 @@ class RpcPlugin(Plugin):
 
     async def _on_home(self, make: Callable[[], Awaitable[Any]]) -> Any:
         if self._home() is None:
-            fut = asyncio.run_coroutine_threadsafe(make(), self.bridge.loop)  # type: ignore[arg-type]
+            fut: Any = asyncio.run_coroutine_threadsafe(make(), self.bridge.loop)  # type: ignore[arg-type]
             return await asyncio.wrap_future(fut)
         return await make()
 
@@ -115,8 +124,9 @@ class RpcPlugin(Plugin):
     async def _open(self, session: SessionBase) -> None:
         link = await self._acquire()
         try:
-            session.remote_id = await link.client.call("session.create", [session.flags],
-                                                       self.timeout)
+            session.remote_id = await link.client.call(
+                "session.create", [session.flags], self.timeout
+            )
         except BaseException:
             await self._release(link)
             raise
@@ -156,8 +166,10 @@ class RpcPlugin(Plugin):
         rid = link.resources.get(resource.id)
         if rid is None:
             rid = await link.client.call(
-                "resource.create", [int(resource.type), resource.names, resource.blobs],
-                self.timeout)
+                "resource.create",
+                [int(resource.type), resource.names, resource.blobs],
+                self.timeout,
+            )
             link.resources[resource.id] = rid
         await link.client.call("resource.register", [session.remote_id, rid], self.timeout)
 
@@ -209,11 +221,23 @@ class RpcPlugin(Plugin):
         return Impl(call_sync, call_async, blocking=True)
 
     def operations(self) -> dict[OpType, Impl]:
-        order = [OpType.BLAS_SGEMM, OpType.IMAGE_CLASSIFY, OpType.IMAGE_DETECT,
-                 OpType.IMAGE_SEGMENT, OpType.IMAGE_DEPTH, OpType.IMAGE_POSE,
-                 OpType.TF_SESSION_LOAD, OpType.TF_SESSION_DELETE, OpType.TF_SESSION_RUN,
-                 OpType.MINMAX, OpType.FPGA_ARRAYCOPY, OpType.FPGA_MMULT, OpType.FPGA_VECTORADD,
-                 OpType.FPGA_PARALLEL, OpType.EXEC]
+        order = [
+            OpType.BLAS_SGEMM,
+            OpType.IMAGE_CLASSIFY,
+            OpType.IMAGE_DETECT,
+            OpType.IMAGE_SEGMENT,
+            OpType.IMAGE_DEPTH,
+            OpType.IMAGE_POSE,
+            OpType.TF_SESSION_LOAD,
+            OpType.TF_SESSION_DELETE,
+            OpType.TF_SESSION_RUN,
+            OpType.MINMAX,
+            OpType.FPGA_ARRAYCOPY,
+            OpType.FPGA_MMULT,
+            OpType.FPGA_VECTORADD,
+            OpType.FPGA_PARALLEL,
+            OpType.EXEC,
+        ]
         rest = [op for op in CHECKERS if op not in order]
         return {OpType(op): self._forward(OpType(op)) for op in [*order, *rest]}
 

@@ -38,7 +38,7 @@ class EncodeError(TypeError):
 def _array_bytes(arr: np.ndarray[Any, Any]) -> memoryview:
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)
-    return memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"")
+    return arr.reshape(-1).view(np.uint8).data if arr.size else memoryview(b"")
 
 
 def _prepare(obj: Any, bufs: list[memoryview], depth: int) -> Any:
@@ -92,8 +92,11 @@ def _dtype(text: Any) -> np.dtype[Any]:
 
 
 def _shape(value: Any) -> tuple[int, ...]:
-    if (not isinstance(value, list) or len(value) > MAX_NDIM
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value)):
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_NDIM
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value)
+    ):
         raise ValueError("shape must be a list of non-negative integers")
     return tuple(value)
 
@@ -111,7 +114,7 @@ class MessageData:
         if not isinstance(index, int) or not 0 <= index < len(self.sizes):
             raise ValueError(f"buffer reference {index!r} is out of range")
         start = self.offsets[index]
-        return self.array[start:start + self.sizes[index]]
+        return self.array[start : start + self.sizes[index]]
 
 
 class _Ref:
@@ -157,8 +160,9 @@ def decode(body: bytes | memoryview) -> Any:
     try:
         return msgpack.unpackb(body, raw=False, ext_hook=_ext_hook, strict_map_key=False)
     except Exception as exc:  # msgpack raises many types; all mean "not a valid body"
-        raise ProtocolError(f"message body is not valid msgpack: {type(exc).__name__}: {exc}",
-                            fatal=False) from None
+        raise ProtocolError(
+            f"message body is not valid msgpack: {type(exc).__name__}: {exc}", fatal=False
+        ) from None
 
 
 def _bind(obj: Any, data: MessageData | None, seen: list[bool]) -> Any:
@@ -170,8 +174,10 @@ def _bind(obj: Any, data: MessageData | None, seen: list[bool]) -> Any:
             seen[0] = True
             return _LazyBytes(region)
         if math.prod(obj.shape) * obj.dtype.itemsize != region.nbytes:
-            raise ValueError(f"array in buffer {obj.index}: shape {obj.shape} of {obj.dtype} "
-                             f"does not match its {region.nbytes} bytes")
+            raise ValueError(
+                f"array in buffer {obj.index}: shape {obj.shape} of {obj.dtype} "
+                f"does not match its {region.nbytes} bytes"
+            )
         return region.view(obj.dtype).reshape(obj.shape)
     if isinstance(obj, list):
         return [_bind(x, data, seen) for x in obj]

@@ -107,7 +107,9 @@ class _Assembly:
 class Connection:
     """One side (client or server) of one connection."""
 
-    def __init__(self, client: bool, limits: Limits = DEFAULT_LIMITS, agent: str = "pyvaccel") -> None:
+    def __init__(
+        self, client: bool, limits: Limits = DEFAULT_LIMITS, agent: str = "pyvaccel"
+    ) -> None:
         self.client = client
         self.limits = limits
         self.agent = agent
@@ -142,13 +144,13 @@ class Connection:
             if asm is None or asm.data is None:
                 return _DISCARD[: min(self._left, len(_DISCARD))]
             start = asm.data.filled
-            return memoryview(asm.data.array)[start:start + self._left]
+            return asm.data.array.data[start : start + self._left]
         self._offered_direct = False
         if self._r and len(self._buf) - self._w < 4096:
             self._compact()
         if self._w == len(self._buf):  # full of one unfinished frame: _parse grows it first
             self._grow(2 * len(self._buf))
-        return self._view[self._w:]
+        return self._view[self._w :]
 
     def buffer_updated(self, nbytes: int) -> list[Event]:
         """`nbytes` were written into the last buffer handed out; returns the new events."""
@@ -176,7 +178,7 @@ class Connection:
     def _compact(self) -> None:
         if self._r:
             size = self._w - self._r
-            self._buf[:size] = self._buf[self._r:self._w]
+            self._buf[:size] = self._buf[self._r : self._w]
             self._r, self._w = 0, size
 
     def _grow(self, needed: int) -> None:
@@ -204,7 +206,7 @@ class Connection:
                 asm = self._asm
                 if asm is not None and asm.data is not None:
                     start = asm.data.filled
-                    asm.data.array[start:start + take] = memoryview(buf)[self._r:self._r + take]
+                    asm.data.array[start : start + take] = memoryview(buf)[self._r : self._r + take]
                 self._r += take
                 self._data_written(take)
                 continue
@@ -214,7 +216,8 @@ class Connection:
             if length > limits.max_frame:
                 raise ProtocolError(
                     f"frame of {length} bytes exceeds the {limits.max_frame}-byte frame limit",
-                    Status.RESOURCE_EXHAUSTED)
+                    Status.RESOURCE_EXHAUSTED,
+                )
             if ftype == FrameType.DATA:
                 self._r += HEADER_SIZE
                 self._start_data(stream_id, length, flags)
@@ -225,7 +228,7 @@ class Connection:
                     buf = self._buf
                 break
             start = self._r + HEADER_SIZE
-            payload = bytes(buf[start:start + length])
+            payload = bytes(buf[start : start + length])
             self._r = start + length
             self._frame(ftype, stream_id, flags, payload)
         if self._r == self._w:
@@ -233,8 +236,10 @@ class Connection:
 
     def _frame(self, ftype: int, stream_id: int, flags: int, payload: bytes) -> None:
         if self.peer_hello is None and ftype != FrameType.HELLO:
-            raise ProtocolError(f"expected HELLO as the first frame; got frame type {ftype}",
-                                Status.FAILED_PRECONDITION)
+            raise ProtocolError(
+                f"expected HELLO as the first frame; got frame type {ftype}",
+                Status.FAILED_PRECONDITION,
+            )
         if ftype in (FrameType.HELLO, FrameType.GOAWAY, FrameType.PING):
             if stream_id != 0:
                 raise ProtocolError(f"frame type {ftype} must use stream 0; got {stream_id}")
@@ -265,15 +270,22 @@ class Connection:
             info = msgpack.unpackb(payload, raw=False)
             lo, hi = int(info["min"]), int(info["max"])
             limits = {str(k): int(v) for k, v in dict(info.get("limits", {})).items()}
-            hello = Hello(int(info["version"]), str(info.get("agent", "")), limits,
-                          [str(c) for c in info.get("caps", [])])
+            hello = Hello(
+                int(info["version"]),
+                str(info.get("agent", "")),
+                limits,
+                [str(c) for c in info.get("caps", [])],
+            )
         except Exception as exc:
-            raise ProtocolError(f"HELLO payload is not valid: {type(exc).__name__}: {exc}",
-                                Status.FAILED_PRECONDITION) from None
+            raise ProtocolError(
+                f"HELLO payload is not valid: {type(exc).__name__}: {exc}",
+                Status.FAILED_PRECONDITION,
+            ) from None
         if not lo <= PROTOCOL_VERSION <= hi:
             raise ProtocolError(
                 f"protocol version {PROTOCOL_VERSION} is not in the peer's range {lo}..{hi}",
-                Status.FAILED_PRECONDITION)
+                Status.FAILED_PRECONDITION,
+            )
         self.peer_hello = hello
         self.peer_limits = Limits(
             max_frame=max(16 * 1024, min(limits.get("frame", DEFAULT_LIMITS.max_frame), 1 << 30)),
@@ -292,32 +304,49 @@ class Connection:
 
     def _parse_sizes(self, stream_id: int, sizes: Any) -> int:
         if not isinstance(sizes, list) or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in sizes):
-            raise ProtocolError("buffer sizes must be a list of non-negative integers",
-                                fatal=False, stream_id=stream_id)
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in sizes
+        ):
+            raise ProtocolError(
+                "buffer sizes must be a list of non-negative integers",
+                fatal=False,
+                stream_id=stream_id,
+            )
         if len(sizes) > self.limits.max_buffers:
-            raise ProtocolError(f"message announces {len(sizes)} buffers; the limit is "
-                                f"{self.limits.max_buffers}", Status.RESOURCE_EXHAUSTED,
-                                fatal=False, stream_id=stream_id)
+            raise ProtocolError(
+                f"message announces {len(sizes)} buffers; the limit is {self.limits.max_buffers}",
+                Status.RESOURCE_EXHAUSTED,
+                fatal=False,
+                stream_id=stream_id,
+            )
         total = sum(sizes) + 8 * len(sizes)
         if total > self.limits.max_message:
-            raise ProtocolError(f"message announces {sum(sizes)} bytes of buffers; the limit is "
-                                f"{self.limits.max_message}", Status.RESOURCE_EXHAUSTED,
-                                fatal=False, stream_id=stream_id)
+            raise ProtocolError(
+                f"message announces {sum(sizes)} bytes of buffers; the limit is "
+                f"{self.limits.max_message}",
+                Status.RESOURCE_EXHAUSTED,
+                fatal=False,
+                stream_id=stream_id,
+            )
         if self._pending + total > self.limits.max_pending:
-            raise ProtocolError(f"connection already buffers {self._pending} bytes; a message of "
-                                f"{total} more exceeds the {self.limits.max_pending}-byte limit",
-                                Status.RESOURCE_EXHAUSTED, fatal=False, stream_id=stream_id)
+            raise ProtocolError(
+                f"connection already buffers {self._pending} bytes; a message of "
+                f"{total} more exceeds the {self.limits.max_pending}-byte limit",
+                Status.RESOURCE_EXHAUSTED,
+                fatal=False,
+                stream_id=stream_id,
+            )
         return total
 
-    def _open_message(self, kind: FrameType, stream_id: int, flags: int, fields: list[Any],
-                      value: Any, sizes: Any) -> _Assembly | None:
+    def _open_message(
+        self, kind: FrameType, stream_id: int, flags: int, fields: list[Any], value: Any, sizes: Any
+    ) -> _Assembly | None:
         """Bind the body to a fresh data array; None when the message is already complete."""
         has_data = bool(flags & Flags.DATA)
         total = self._parse_sizes(stream_id, sizes)
         if bool(sizes) != has_data:
-            raise ProtocolError("DATA flag and buffer list disagree", fatal=False,
-                                stream_id=stream_id)
+            raise ProtocolError(
+                "DATA flag and buffer list disagree", fatal=False, stream_id=stream_id
+            )
         data = codec.MessageData(sizes) if sizes else None
         value, has_bytes = codec.bind(value, data)
         if data is None:
@@ -328,10 +357,13 @@ class Connection:
         self._assemblies[stream_id] = asm
         return asm
 
-    def _discard(self, kind: FrameType, stream_id: int, flags: int,
-                 failure: Rejected | Response) -> None:
+    def _discard(
+        self, kind: FrameType, stream_id: int, flags: int, failure: Rejected | Response
+    ) -> None:
         if flags & Flags.DATA:
-            self._assemblies[stream_id] = _Assembly(kind, stream_id, [], None, None, failure=failure)
+            self._assemblies[stream_id] = _Assembly(
+                kind, stream_id, [], None, None, failure=failure
+            )
         else:
             self._events.append(failure)
 
@@ -341,37 +373,47 @@ class Connection:
         if stream_id % 2 == 0:
             raise ProtocolError(f"stream id {stream_id} is even; client streams must be odd")
         if stream_id <= self.last_stream_id:
-            raise ProtocolError(f"stream id {stream_id} is reused or not increasing "
-                                f"(last was {self.last_stream_id})")
+            raise ProtocolError(
+                f"stream id {stream_id} is reused or not increasing "
+                f"(last was {self.last_stream_id})"
+            )
         self.last_stream_id = stream_id
         try:
             if len(self.open_streams) >= self.limits.max_streams:
-                raise ProtocolError(f"{len(self.open_streams)} requests already in flight; the "
-                                    f"limit is {self.limits.max_streams}",
-                                    Status.RESOURCE_EXHAUSTED, fatal=False)
+                raise ProtocolError(
+                    f"{len(self.open_streams)} requests already in flight; the "
+                    f"limit is {self.limits.max_streams}",
+                    Status.RESOURCE_EXHAUSTED,
+                    fatal=False,
+                )
             body = codec.decode(payload)
             if not isinstance(body, list) or len(body) != 5 or not isinstance(body[0], str):
-                raise ProtocolError("request must be [method, args, timeout_ms, metadata, sizes]",
-                                    fatal=False)
+                raise ProtocolError(
+                    "request must be [method, args, timeout_ms, metadata, sizes]", fatal=False
+                )
             method, args, timeout_ms, metadata, sizes = body
-            if timeout_ms is not None and (not isinstance(timeout_ms, (int, float))
-                                           or timeout_ms < 0):
-                raise ProtocolError(f"timeout_ms must be a non-negative number; got {timeout_ms!r}",
-                                    fatal=False)
+            if timeout_ms is not None and (
+                not isinstance(timeout_ms, (int, float)) or timeout_ms < 0
+            ):
+                raise ProtocolError(
+                    f"timeout_ms must be a non-negative number; got {timeout_ms!r}", fatal=False
+                )
             if not isinstance(metadata, dict):
                 raise ProtocolError("metadata must be a map", fatal=False)
             self.open_streams.add(stream_id)
             try:
-                self._open_message(FrameType.REQUEST, stream_id, flags,
-                                   [method, timeout_ms, metadata], args, sizes)
+                self._open_message(
+                    FrameType.REQUEST, stream_id, flags, [method, timeout_ms, metadata], args, sizes
+                )
             except ProtocolError:
                 self.open_streams.discard(stream_id)
                 raise
         except ProtocolError as exc:
             if exc.fatal:
                 raise
-            self._discard(FrameType.REQUEST, stream_id, flags,
-                          Rejected(stream_id, exc.status, exc.message))
+            self._discard(
+                FrameType.REQUEST, stream_id, flags, Rejected(stream_id, exc.status, exc.message)
+            )
 
     def _response_header(self, stream_id: int, flags: int, payload: bytes) -> None:
         if not self.client:
@@ -382,33 +424,38 @@ class Connection:
         try:
             body = codec.decode(payload)
             if not isinstance(body, list) or len(body) != 5 or not isinstance(body[0], int):
-                raise ProtocolError("response must be [status, message, errno, result, sizes]",
-                                    fatal=False)
+                raise ProtocolError(
+                    "response must be [status, message, errno, result, sizes]", fatal=False
+                )
             status, message, errno_, result, sizes = body
-            fields = [Status.coerce(status), str(message),
-                      errno_ if isinstance(errno_, int) else 0]
+            fields = [Status.coerce(status), str(message), errno_ if isinstance(errno_, int) else 0]
             if not known:  # answered after we gave up on it (cancelled): skip it
                 raise ProtocolError("stale response", Status.CANCELLED, fatal=False)
             self._open_message(FrameType.RESPONSE, stream_id, flags, fields, result, sizes)
         except ProtocolError as exc:
             if exc.fatal:
                 raise
-            failure = Response(stream_id, exc.status, f"bad response from the agent: {exc.message}",
-                               0, None)
+            failure = Response(
+                stream_id, exc.status, f"bad response from the agent: {exc.message}", 0, None
+            )
             if known:
                 self._discard(FrameType.RESPONSE, stream_id, flags, failure)
             elif flags & Flags.DATA:
-                self._assemblies[stream_id] = _Assembly(FrameType.RESPONSE, stream_id, [], None,
-                                                        None, failure=None)
+                self._assemblies[stream_id] = _Assembly(
+                    FrameType.RESPONSE, stream_id, [], None, None, failure=None
+                )
 
     def _start_data(self, stream_id: int, length: int, flags: int) -> None:
         asm = self._assemblies.get(stream_id)
         if asm is None:
-            raise ProtocolError(f"DATA frame for stream {stream_id}, which has no message "
-                                "awaiting data")
+            raise ProtocolError(
+                f"DATA frame for stream {stream_id}, which has no message awaiting data"
+            )
         if asm.data is not None and asm.data.filled + length > asm.data.total:
-            raise ProtocolError(f"DATA frames for stream {stream_id} overrun the "
-                                f"{asm.data.total} bytes its message announced")
+            raise ProtocolError(
+                f"DATA frames for stream {stream_id} overrun the "
+                f"{asm.data.total} bytes its message announced"
+            )
         self._asm, self._left, self._end = asm, length, bool(flags & Flags.END)
         if not length:
             self._data_frame_done()
@@ -425,8 +472,10 @@ class Connection:
             return
         self._pending -= asm.size
         if asm.data.filled != asm.data.total:
-            raise ProtocolError(f"stream {asm.stream_id}: END after {asm.data.filled} of "
-                                f"{asm.data.total} announced bytes")
+            raise ProtocolError(
+                f"stream {asm.stream_id}: END after {asm.data.filled} of "
+                f"{asm.data.total} announced bytes"
+            )
         if asm.has_bytes:
             asm.value = codec.finish(asm.value)
         self._complete(asm)
@@ -445,44 +494,62 @@ class Connection:
     def hello(self) -> bytes:
         """Our HELLO: version range, agent name, our limits."""
         self.hello_sent = True
-        body = msgpack.packb({"version": PROTOCOL_VERSION, "min": PROTOCOL_VERSION,
-                              "max": PROTOCOL_VERSION, "agent": self.agent,
-                              "limits": self.limits.to_wire(),
-                              "caps": ["inline-arrays", "cancel", "ping", "deadline"]})
+        body = msgpack.packb(
+            {
+                "version": PROTOCOL_VERSION,
+                "min": PROTOCOL_VERSION,
+                "max": PROTOCOL_VERSION,
+                "agent": self.agent,
+                "limits": self.limits.to_wire(),
+                "caps": ["inline-arrays", "cancel", "ping", "deadline"],
+            }
+        )
         return frame(0, FrameType.HELLO, body)
 
-    def _message(self, stream_id: int, kind: FrameType, fields: list[Any],
-                 value: Any) -> list[Buffer]:
+    def _message(
+        self, stream_id: int, kind: FrameType, fields: list[Any], value: Any
+    ) -> list[Buffer]:
         prepared, bufs = codec.prepare(value)
         sizes = [b.nbytes for b in bufs]
         if sum(sizes) + 8 * len(sizes) > self.peer_limits.max_message:
-            raise codec.EncodeError(f"message carries {sum(sizes)} bytes of buffers; the peer "
-                                    f"accepts at most {self.peer_limits.max_message}")
+            raise codec.EncodeError(
+                f"message carries {sum(sizes)} bytes of buffers; the peer "
+                f"accepts at most {self.peer_limits.max_message}"
+            )
         if kind == FrameType.REQUEST:
             body = msgpack.packb([fields[0], prepared, fields[1], fields[2], sizes])
         else:
             body = msgpack.packb([fields[0], fields[1], fields[2], prepared, sizes])
         if len(body) > self.peer_limits.max_frame:
-            raise codec.EncodeError(f"message header of {len(body)} bytes exceeds the peer's "
-                                    f"{self.peer_limits.max_frame}-byte frame limit")
+            raise codec.EncodeError(
+                f"message header of {len(body)} bytes exceeds the peer's "
+                f"{self.peer_limits.max_frame}-byte frame limit"
+            )
         head = HEADER.pack(len(body), stream_id, kind, Flags.DATA if bufs else 0) + body
         if not bufs:
             return [head]
         return [head, *data_frames(stream_id, bufs, self.peer_limits.max_frame)]
 
-    def request(self, method: str, args: Any, timeout: float | None = None,
-                metadata: dict[str, str] | None = None) -> tuple[int, list[Buffer]]:
+    def request(
+        self,
+        method: str,
+        args: Any,
+        timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> tuple[int, list[Buffer]]:
         """A new stream id and the frames of a request on it."""
         stream_id = self.next_stream_id
         timeout_ms = None if timeout is None else max(0, int(timeout * 1000))
-        chunks = self._message(stream_id, FrameType.REQUEST, [method, timeout_ms, metadata or {}],
-                               args)
+        chunks = self._message(
+            stream_id, FrameType.REQUEST, [method, timeout_ms, metadata or {}], args
+        )
         self.next_stream_id += 2
         self.open_streams.add(stream_id)
         return stream_id, chunks
 
-    def response(self, stream_id: int, status: Status, message: str = "", errno: int = 0,
-                 result: Any = None) -> list[Buffer]:
+    def response(
+        self, stream_id: int, status: Status, message: str = "", errno: int = 0, result: Any = None
+    ) -> list[Buffer]:
         """The frames answering `stream_id` (closing it on this side)."""
         self.open_streams.discard(stream_id)
         return self._message(stream_id, FrameType.RESPONSE, [int(status), message, errno], result)
@@ -497,8 +564,9 @@ class Connection:
 
     def goaway(self, status: Status, message: str) -> bytes:
         self.closed = True
-        return frame(0, FrameType.GOAWAY, msgpack.packb([int(status), message,
-                                                         self.last_stream_id]))
+        return frame(
+            0, FrameType.GOAWAY, msgpack.packb([int(status), message, self.last_stream_id])
+        )
 
     def ping(self, payload: bytes = bytes(8), ack: bool = False) -> bytes:
         return frame(0, FrameType.PING, payload, Flags.ACK if ack else 0)

@@ -12,8 +12,14 @@ class ProtocolError(Exception):
     A non-fatal error belongs to one stream (`stream_id`) and is answered on it.
     """
 
-    def __init__(self, message: str, status: Status = Status.INVALID_ARGUMENT, *,
-                 fatal: bool = True, stream_id: int = 0) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: Status = Status.INVALID_ARGUMENT,
+        *,
+        fatal: bool = True,
+        stream_id: int = 0,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status

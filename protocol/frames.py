@@ -91,7 +91,7 @@ def data_frames(stream_id: int, buffers: Sequence[memoryview], max_frame: int) -
                 room = length
                 sent += length
             take = min(room, size - offset)
-            out.append(piece[offset:offset + take] if (offset or take != size) else piece)
+            out.append(piece[offset : offset + take] if (offset or take != size) else piece)
             offset += take
             room -= take
     return out

@@ -15,10 +15,11 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from vaccel import log
 from vaccel.protocol.address import Address
 from vaccel.protocol.limits import DEFAULT_LIMITS, Limits
 from vaccel.protocol.status import Status
+
+from vaccel import log
 from vaccel.runtime import Runtime
 
 from .connection import AgentConnection
@@ -30,8 +31,9 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="vaccel-vsock",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="vaccel-vsock", daemon=True
+        )
         self.thread.start()
 
     def run(self, coro: Awaitable[Any], timeout: float | None = None) -> Any:
@@ -47,9 +49,16 @@ class _LoopThread:
 class Agent:
     """Serves the vAccel API of `runtime` on every address, to many clients at once."""
 
-    def __init__(self, runtime: Runtime, addresses: list[Address], *,
-                 limits: Limits = DEFAULT_LIMITS, max_connections: int = 4096,
-                 handshake_timeout: float = 10.0, drain_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        addresses: list[Address],
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        max_connections: int = 4096,
+        handshake_timeout: float = 10.0,
+        drain_timeout: float = 10.0,
+    ) -> None:
         self.runtime = runtime
         self.addresses = addresses
         self.limits = limits
@@ -103,7 +112,8 @@ class Agent:
                     if self._vsock is None:
                         self._vsock = _LoopThread()
                     server, bound = self._vsock.run(
-                        listen(self._vsock.loop, address, lambda: AgentConnection(self)), 10)
+                        listen(self._vsock.loop, address, lambda: AgentConnection(self)), 10
+                    )
                     self._servers.append((self._vsock.loop, server))
                 else:
                     server, bound = await listen(loop, address, lambda: AgentConnection(self))

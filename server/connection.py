@@ -6,14 +6,14 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from vaccel import log
-from vaccel.errors import VaccelError, status_of
 from vaccel.protocol.codec import EncodeError
-from vaccel.protocol.connection import (Cancel, Connection, GoAway, Hello, Ping, Rejected,
-                                        Request)
+from vaccel.protocol.connection import Cancel, Connection, GoAway, Hello, Ping, Rejected, Request
 from vaccel.protocol.errors import ProtocolError
 from vaccel.protocol.frames import Buffer
 from vaccel.protocol.status import Status
+
+from vaccel import log
+from vaccel.errors import VaccelError, status_of
 
 from .dispatch import Later, dispatch
 from .sessions import OwnedObjects
@@ -49,12 +49,16 @@ class AgentConnection(asyncio.BufferedProtocol):
         self.loop = asyncio.get_running_loop()
         self.peer = str(transport.get_extra_info("peername") or "local")
         if not self.agent.connection_opened(self):
-            self._fatal(ProtocolError(
-                f"the agent serves at most {self.agent.max_connections} connections",
-                Status.RESOURCE_EXHAUSTED))
+            self._fatal(
+                ProtocolError(
+                    f"the agent serves at most {self.agent.max_connections} connections",
+                    Status.RESOURCE_EXHAUSTED,
+                )
+            )
             return
-        self._handshake_timer = self.loop.call_later(self.agent.handshake_timeout,
-                                                     self._handshake_timed_out)
+        self._handshake_timer = self.loop.call_later(
+            self.agent.handshake_timeout, self._handshake_timed_out
+        )
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.proto.get_buffer(sizehint)
@@ -127,8 +131,12 @@ class AgentConnection(asyncio.BufferedProtocol):
             return
         except Exception as exc:  # a bug in the agent: report, keep serving
             log.error(f"agent: {req.method} failed: {type(exc).__name__}: {exc}")
-            self._reply_status(req.stream_id, Status.INTERNAL,
-                               f"agent error in {req.method}: {type(exc).__name__}: {exc}", 0)
+            self._reply_status(
+                req.stream_id,
+                Status.INTERNAL,
+                f"agent error in {req.method}: {type(exc).__name__}: {exc}",
+                0,
+            )
             return
         if type(result) is Later:
             assert self.loop is not None
@@ -148,9 +156,12 @@ class AgentConnection(asyncio.BufferedProtocol):
                     async with asyncio.timeout(req.timeout):
                         result = await coro
             except TimeoutError:
-                self._reply_status(sid, Status.DEADLINE_EXCEEDED,
-                                   f"{req.method} did not finish within its {req.timeout:g} s "
-                                   "deadline", 110)
+                self._reply_status(
+                    sid,
+                    Status.DEADLINE_EXCEEDED,
+                    f"{req.method} did not finish within its {req.timeout:g} s deadline",
+                    110,
+                )
                 return
             except VaccelError as exc:
                 self._reply_error(sid, exc)
@@ -159,8 +170,12 @@ class AgentConnection(asyncio.BufferedProtocol):
                 raise
             except Exception as exc:
                 log.error(f"agent: {req.method} failed: {type(exc).__name__}: {exc}")
-                self._reply_status(sid, Status.INTERNAL,
-                                   f"agent error in {req.method}: {type(exc).__name__}: {exc}", 0)
+                self._reply_status(
+                    sid,
+                    Status.INTERNAL,
+                    f"agent error in {req.method}: {type(exc).__name__}: {exc}",
+                    0,
+                )
                 return
             await self._reply_big(sid, result)
         finally:
@@ -228,5 +243,6 @@ class AgentConnection(asyncio.BufferedProtocol):
         self.closing = True
 
     def _handshake_timed_out(self) -> None:
-        self._fatal(ProtocolError("no HELLO within the handshake timeout",
-                                  Status.DEADLINE_EXCEEDED))
+        self._fatal(
+            ProtocolError("no HELLO within the handshake timeout", Status.DEADLINE_EXCEEDED)
+        )

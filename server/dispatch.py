@@ -30,8 +30,10 @@ class Later:
 
 def _args(args: Any, n: int, method: str) -> list[Any]:
     if not isinstance(args, list) or len(args) != n:
-        raise BadArgumentError(message=f"{method} takes {n} arguments; got "
-                                       f"{len(args) if isinstance(args, list) else repr(args)}")
+        raise BadArgumentError(
+            message=f"{method} takes {n} arguments; got "
+            f"{len(args) if isinstance(args, list) else repr(args)}"
+        )
     return args
 
 
@@ -42,17 +44,25 @@ def _op(owned: OwnedObjects, args: Any) -> Any:
         op = OpType(op_num)
         checker = opargs.CHECKERS[op]
     except (ValueError, KeyError, TypeError):
-        raise NotSupportedError(message=f"op {op_num!r} is not an operation this agent knows") \
-            from None
+        raise NotSupportedError(
+            message=f"op {op_num!r} is not an operation this agent knows"
+        ) from None
     if not isinstance(op_args, list):
         raise BadArgumentError(message=f"arguments of {CATALOGUE[op].method} must be a list")
     try:
         checked = checker(*op_args)
     except TypeError as exc:  # wrong number of arguments
         raise BadArgumentError(message=f"{CATALOGUE[op].method}: {exc}") from None
-    if op in (OpType.EXEC_WITH_RESOURCE, OpType.TF_SESSION_LOAD, OpType.TF_SESSION_RUN,
-              OpType.TF_SESSION_DELETE, OpType.TFLITE_SESSION_LOAD, OpType.TFLITE_SESSION_RUN,
-              OpType.TFLITE_SESSION_DELETE, OpType.TORCH_JITLOAD_FORWARD):
+    if op in (
+        OpType.EXEC_WITH_RESOURCE,
+        OpType.TF_SESSION_LOAD,
+        OpType.TF_SESSION_RUN,
+        OpType.TF_SESSION_DELETE,
+        OpType.TFLITE_SESSION_LOAD,
+        OpType.TFLITE_SESSION_RUN,
+        OpType.TFLITE_SESSION_DELETE,
+        OpType.TORCH_JITLOAD_FORWARD,
+    ):
         session.resource(checked[0])
     if not session.opened:
         return Later(session.run_op(op, checked))
@@ -72,8 +82,12 @@ async def _register(owned: OwnedObjects, args: Any, register: bool) -> None:
 
 
 def _info(runtime: Runtime) -> dict[str, Any]:
-    return {"plugins": [[p.display_name, int(p.type), [int(op) for op in ops]]
-                        for p, ops in runtime.operations()]}
+    return {
+        "plugins": [
+            [p.display_name, int(p.type), [int(op) for op in ops]]
+            for p, ops in runtime.operations()
+        ]
+    }
 
 
 Handler = Callable[[OwnedObjects, Any], Any]
@@ -94,8 +108,9 @@ def dispatch(owned: OwnedObjects, method: str, args: Any) -> Any:
     """The result, or `Later` with the coroutine computing it; VaccelError on a bad call."""
     handler = METHODS.get(method)
     if handler is None:
-        raise NotSupportedError(message=f"unknown method {method!r}; this agent serves "
-                                        f"{', '.join(sorted(METHODS))}")
+        raise NotSupportedError(
+            message=f"unknown method {method!r}; this agent serves {', '.join(sorted(METHODS))}"
+        )
     return handler(owned, args)
 
 

@@ -58,13 +58,15 @@ def _remove_stale_unix_socket(path: str) -> None:
         probe.close()
 
 
-async def listen(loop: asyncio.AbstractEventLoop, address: Address,
-                 factory: ProtocolFactory) -> tuple[asyncio.Server, Address]:
+async def listen(
+    loop: asyncio.AbstractEventLoop, address: Address, factory: ProtocolFactory
+) -> tuple[asyncio.Server, Address]:
     """Start serving `address` on `loop`; returns the server and the address actually bound."""
     if address.scheme == "tcp":
-        server = await loop.create_server(factory, address.host, address.port,
-                                          reuse_address=True, backlog=1024)
-        host, port = server.sockets[0].getsockname()[:2]
+        server = await loop.create_server(
+            factory, address.host, address.port, reuse_address=True, backlog=1024
+        )
+        port = server.sockets[0].getsockname()[1]
         return server, Address("tcp", host=address.host, port=port)
     if address.scheme == "unix":
         _remove_stale_unix_socket(address.path)
@@ -72,5 +74,5 @@ async def listen(loop: asyncio.AbstractEventLoop, address: Address,
         return server, address
     sock = vsock_socket(address)
     server = await loop.create_server(factory, sock=sock)
-    cid, port = sock.getsockname()
+    port = sock.getsockname()[1]
     return server, Address("vsock", cid=address.cid, port=port)

@@ -9,9 +9,10 @@ import signal
 import sys
 from collections.abc import Callable
 
+from vaccel.protocol.address import AddressError, parse_address
+
 from vaccel.config import Config
 from vaccel.errors import VaccelError
-from vaccel.protocol.address import AddressError, parse_address
 from vaccel.runtime import Runtime
 
 from .agent import Agent
@@ -42,14 +43,27 @@ async def _serve(agent: Agent) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vaccel-agent", description=__doc__)
-    parser.add_argument("-a", "--address", action="append", default=None,
-                        help="tcp://HOST:PORT, unix:///PATH or vsock://CID:PORT (repeatable); "
-                             "default $VACCEL_AGENT_ENDPOINT")
+    parser.add_argument(
+        "-a",
+        "--address",
+        action="append",
+        default=None,
+        help="tcp://HOST:PORT, unix:///PATH or vsock://CID:PORT (repeatable); "
+        "default $VACCEL_AGENT_ENDPOINT",
+    )
     parser.add_argument("--max-connections", type=int, default=4096)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="threads for blocking plugin work (default: cores + 4, at most 32)")
-    parser.add_argument("--drain-timeout", type=float, default=10.0,
-                        help="seconds to let in-flight calls finish on SIGTERM")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="threads for blocking plugin work (default: cores + 4, at most 32)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to let in-flight calls finish on SIGTERM",
+    )
     ns = parser.parse_args(argv)
     try:
         config = Config.from_env()
@@ -59,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except (VaccelError, AddressError) as exc:
         print(f"vaccel-agent: {exc}", file=sys.stderr)
         return 2
-    agent = Agent(runtime, addresses, max_connections=ns.max_connections,
-                  drain_timeout=ns.drain_timeout)
+    agent = Agent(
+        runtime, addresses, max_connections=ns.max_connections, drain_timeout=ns.drain_timeout
+    )
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(_serve(agent))

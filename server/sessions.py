@@ -15,8 +15,9 @@ from vaccel.session import AsyncSession
 class OwnedObjects:
     """A connection's sessions and resources; ids it does not own are NOT_FOUND to it."""
 
-    def __init__(self, runtime: Runtime, max_sessions: int = 4096,
-                 max_resource_bytes: int = 1 << 31) -> None:
+    def __init__(
+        self, runtime: Runtime, max_sessions: int = 4096, max_resource_bytes: int = 1 << 31
+    ) -> None:
         self.runtime = runtime
         self.sessions: dict[int, AsyncSession] = {}
         self.resources: dict[int, Resource] = {}
@@ -39,7 +40,8 @@ class OwnedObjects:
     async def create_session(self, flags: Any) -> int:
         if len(self.sessions) >= self.max_sessions:
             raise ResourceExhaustedError(
-                message=f"this connection already has {len(self.sessions)} sessions (the limit)")
+                message=f"this connection already has {len(self.sessions)} sessions (the limit)"
+            )
         if isinstance(flags, bool) or not isinstance(flags, int) or flags < 0:
             raise BadArgumentError(message=f"flags must be a non-negative integer; got {flags!r}")
         session = AsyncSession(flags, runtime=self.runtime)
@@ -61,8 +63,9 @@ class OwnedObjects:
         if self.resource_bytes + size > self.max_resource_bytes:
             raise ResourceExhaustedError(
                 message=f"resources of this connection would hold {self.resource_bytes + size} "
-                f"bytes; the limit is {self.max_resource_bytes}")
-        if isinstance(type_, bool) or not isinstance(type_, int) or type_ not in iter(ResourceType):
+                f"bytes; the limit is {self.max_resource_bytes}"
+            )
+        if isinstance(type_, bool) or not isinstance(type_, int) or type_ not in {int(t) for t in ResourceType}:
             raise BadArgumentError(message=f"resource type {type_!r} is not a ResourceType")
         resource = Resource(None, ResourceType(type_), blobs=blobs, names=names or None)
         self.resources[resource.id] = resource
@@ -72,8 +75,10 @@ class OwnedObjects:
     def destroy_resource(self, rid: Any) -> None:
         resource = self.resource(rid)
         if resource.sessions:
-            raise BadArgumentError(message=f"resource {rid} is still registered with sessions "
-                                           f"{sorted(resource.sessions)}")
+            raise BadArgumentError(
+                message=f"resource {rid} is still registered with sessions "
+                f"{sorted(resource.sessions)}"
+            )
         del self.resources[resource.id]
         self.resource_bytes -= sum(len(b) for b in resource.blobs)
 

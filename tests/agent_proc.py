@@ -34,8 +34,13 @@ def start_agent(*addresses: str, plugins: str = "numpy", **env: str) -> AgentPro
     args = [str(VENV_BIN / "vaccel-agent")]
     for a in addresses:
         args += ["-a", a]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=tool_env(VACCEL_PLUGINS=plugins, **env))
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=tool_env(VACCEL_PLUGINS=plugins, **env),
+    )
     bound: list[str] = []
     assert proc.stdout is not None
     for line in proc.stdout:

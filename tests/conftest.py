@@ -60,8 +60,9 @@ def seed_console_blocks() -> list[list[str]]:
     """The seed's ```console blocks, normalised, prompts dropped."""
     text = SEED.read_text()
     blocks = re.findall(r"```console\n(.*?)```", text, flags=re.S)
-    return [[normalise(ln) for ln in b.splitlines() if "$ " not in ln and ln.strip()]
-            for b in blocks]
+    return [
+        [normalise(ln) for ln in b.splitlines() if "$ " not in ln and ln.strip()] for b in blocks
+    ]
 
 
 def assert_transcript(ours: list[str], seed: list[str], extra_ok: re.Pattern[str]) -> None:
@@ -72,6 +73,7 @@ def assert_transcript(ours: list[str], seed: list[str], extra_ok: re.Pattern[str
         if i < len(seed) and line == seed[i]:
             i += 1
         elif not extra_ok.fullmatch(line):
-            raise AssertionError(f"unexpected line {line!r} (next seed line {seed[i:i + 1]})\n"
-                                 + "\n".join(ours))
+            raise AssertionError(
+                f"unexpected line {line!r} (next seed line {seed[i : i + 1]})\n" + "\n".join(ours)
+            )
     assert i == len(seed), f"seed line not found: {seed[i]!r}\nours:\n" + "\n".join(ours)

@@ -28,15 +28,33 @@ def exact_vadd(a: Any, b: Any) -> Any:
 # (op, method, args, {plugin: expected result or check function})
 CASES: list[tuple[OpType, str, tuple[Any, ...], dict[str, Any]]] = [
     (OpType.NOOP, "noop", (), {"noop": None, "numpy": None}),
-    (OpType.FPGA_VECTORADD, "fpga_vadd", (A5, B5),
-     {"noop": [float(f32(9.1))] * 5, "numpy": exact_vadd(A5, B5)}),
-    (OpType.FPGA_ARRAYCOPY, "fpga_arraycopy", ([1, -2, 3, 2**31 - 1],),
-     {"noop": [1, -2, 3, 2**31 - 1], "numpy": [1, -2, 3, 2**31 - 1]}),
-    (OpType.FPGA_MMULT, "fpga_mmult", ([1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]),
-     {"noop": [float(f32(9.1))] * 4, "numpy": [19.0, 22.0, 43.0, 50.0]}),
-    (OpType.FPGA_PARALLEL, "fpga_parallel", (A5, B5),
-     {"noop": ([float(f32(9.1))] * 5, [float(f32(18.2))] * 5),
-      "numpy": (exact_vadd(A5, B5), (np.asarray(A5, f32) * np.asarray(B5, f32)).tolist())}),
+    (
+        OpType.FPGA_VECTORADD,
+        "fpga_vadd",
+        (A5, B5),
+        {"noop": [float(f32(9.1))] * 5, "numpy": exact_vadd(A5, B5)},
+    ),
+    (
+        OpType.FPGA_ARRAYCOPY,
+        "fpga_arraycopy",
+        ([1, -2, 3, 2**31 - 1],),
+        {"noop": [1, -2, 3, 2**31 - 1], "numpy": [1, -2, 3, 2**31 - 1]},
+    ),
+    (
+        OpType.FPGA_MMULT,
+        "fpga_mmult",
+        ([1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]),
+        {"noop": [float(f32(9.1))] * 4, "numpy": [19.0, 22.0, 43.0, 50.0]},
+    ),
+    (
+        OpType.FPGA_PARALLEL,
+        "fpga_parallel",
+        (A5, B5),
+        {
+            "noop": ([float(f32(9.1))] * 5, [float(f32(18.2))] * 5),
+            "numpy": (exact_vadd(A5, B5), (np.asarray(A5, f32) * np.asarray(B5, f32)).tolist()),
+        },
+    ),
 ]
 
 
@@ -49,6 +67,7 @@ def _run_async(plugin: str, runtime: Any, method: str, args: tuple[Any, ...]) ->
     async def go() -> Any:
         async with AsyncSession(runtime=runtime) as s:
             return await getattr(s, method)(*args)
+
     return asyncio.run(go())
 
 
@@ -56,11 +75,17 @@ RUNNERS: dict[str, Callable[..., Any]] = {"sync": _run_sync, "async": _run_async
 
 
 @pytest.mark.parametrize("mode", sorted(RUNNERS))
-@pytest.mark.parametrize(("op", "method", "args", "expected"), CASES,
-                         ids=[c[1] for c in CASES])
+@pytest.mark.parametrize(("op", "method", "args", "expected"), CASES, ids=[c[1] for c in CASES])
 @pytest.mark.parametrize("plugin", ["noop", "numpy"])
-def test_vector_ops(make_runtime: Any, plugin: str, op: OpType, method: str,
-                    args: tuple[Any, ...], expected: dict[str, Any], mode: str) -> None:
+def test_vector_ops(
+    make_runtime: Any,
+    plugin: str,
+    op: OpType,
+    method: str,
+    args: tuple[Any, ...],
+    expected: dict[str, Any],
+    mode: str,
+) -> None:
     runtime = make_runtime(plugin)
     assert RUNNERS[mode](plugin, runtime, method, args) == expected[plugin]
 
@@ -86,11 +111,15 @@ def test_numpy_large_vadd_runs_in_pool_async(make_runtime: Any) -> None:
 @pytest.mark.parametrize("mode", sorted(RUNNERS))
 def test_minmax(make_runtime: Any, mode: str) -> None:
     data = np.array([-5.0, 3.0, 20.0, 7000.0, 11.0])
-    out, lo, hi = RUNNERS[mode]("numpy", make_runtime("numpy"), "minmax", (data.tobytes(), 5, 10, 5000))
+    out, lo, hi = RUNNERS[mode](
+        "numpy", make_runtime("numpy"), "minmax", (data.tobytes(), 5, 10, 5000)
+    )
     assert isinstance(out, bytes)
     np.testing.assert_array_equal(np.frombuffer(out), np.clip(data, 10, 5000))
     assert (lo, hi) == (-5.0, 7000.0)
-    out, lo, hi = RUNNERS[mode]("noop", make_runtime("noop"), "minmax", (data.tobytes(), 5, 10, 5000))
+    out, lo, hi = RUNNERS[mode](
+        "noop", make_runtime("noop"), "minmax", (data.tobytes(), 5, 10, 5000)
+    )
     assert np.frombuffer(out).tolist() == data.tolist() and (lo, hi) == (-1.0, 10000.0)
 
 
@@ -101,8 +130,19 @@ def test_minmax_uses_only_ndata_values(make_runtime: Any) -> None:
     assert out.tolist() == [1.0, 2.0] and (lo, hi) == (1.0, 2.0)
 
 
-def _sgemm_reference(m: int, n: int, k: int, alpha: float, a: Any, lda: int, b: Any, ldb: int,
-                     beta: float, c: Any, ldc: int) -> Any:
+def _sgemm_reference(
+    m: int,
+    n: int,
+    k: int,
+    alpha: float,
+    a: Any,
+    lda: int,
+    b: Any,
+    ldb: int,
+    beta: float,
+    c: Any,
+    ldc: int,
+) -> Any:
     A = np.asarray(a, f32)[: m * lda].reshape(m, lda)[:, :k]
     B = np.asarray(b, f32)[: k * ldb].reshape(k, ldb)[:, :n]
     C = np.zeros((m, ldc), f32) if c is None else np.asarray(c, f32).reshape(m, ldc).copy()
@@ -117,10 +157,12 @@ def test_sgemm_blas_semantics(make_runtime: Any, mode: str) -> None:
     a = rng.random(m * lda, dtype=f32)
     b = rng.random(k * ldb, dtype=f32)
     c = rng.random(m * ldc, dtype=f32)
-    out = RUNNERS[mode]("numpy", make_runtime("numpy"), "sgemm",
-                        (m, n, k, 2.0, a, lda, b, ldb, 0.5, ldc, c))
-    np.testing.assert_allclose(out, _sgemm_reference(m, n, k, 2.0, a, lda, b, ldb, 0.5, c, ldc),
-                               rtol=1e-5)
+    out = RUNNERS[mode](
+        "numpy", make_runtime("numpy"), "sgemm", (m, n, k, 2.0, a, lda, b, ldb, 0.5, ldc, c)
+    )
+    np.testing.assert_allclose(
+        out, _sgemm_reference(m, n, k, 2.0, a, lda, b, ldb, 0.5, c, ldc), rtol=1e-5
+    )
     # vaccel-python's form: lists in, list of m*n out, no C given.
     with Session(runtime=make_runtime("numpy")) as s:
         res = s.sgemm(2, 2, 2, 1.0, [1, 2, 3, 4], 2, [1, 0, 0, 1], 2, 0.0, 2)
@@ -135,14 +177,18 @@ def test_sgemm_noop_returns_zeros(make_runtime: Any) -> None:
 def test_exec_allow_listed_callable(make_runtime: Any) -> None:
     runtime = make_runtime("numpy", exec_allow=["numpy:add", "math:*"])
     with Session(runtime=runtime) as s:
-        assert s.exec("numpy", "add", [np.array([1, 2]), np.array([3, 4])], [None])[0].tolist() == [4, 6]
+        assert s.exec("numpy", "add", [np.array([1, 2]), np.array([3, 4])], [None])[0].tolist() == [
+            4,
+            6,
+        ]
         assert s.exec("math", "hypot", [3.0, 4.0]) == [5.0]
 
 
 def test_exec_noop_copies_first_argument(make_runtime: Any) -> None:
     with Session(runtime=make_runtime("noop")) as s:
-        out = s.exec("libmytestlib.so", "mytestfunc", [np.array([10], np.int32)],
-                     [np.zeros(1, np.int32)])
+        out = s.exec(
+            "libmytestlib.so", "mytestfunc", [np.array([10], np.int32)], [np.zeros(1, np.int32)]
+        )
     assert out[0].tolist() == [10]
 
 

@@ -16,12 +16,18 @@ import numpy as np
 import pytest
 from agent_proc import AgentProcess, start_agent
 from conftest import VENV_BIN, assert_transcript, seed_console_blocks, tool_env
+from vaccel.client.connection import AsyncClient
+from vaccel.protocol.frames import HEADER
 
 from vaccel import AsyncSession, Config, Resource, ResourceType, Runtime, Session
-from vaccel.client.connection import AsyncClient
-from vaccel.errors import (BadArgumentError, DeadlineExceededError, NotFoundError,
-                           NotSupportedError, PermissionDeniedError, UnavailableError)
-from vaccel.protocol.frames import HEADER
+from vaccel.errors import (
+    BadArgumentError,
+    DeadlineExceededError,
+    NotFoundError,
+    NotSupportedError,
+    PermissionDeniedError,
+    UnavailableError,
+)
 
 f32 = np.float32
 
@@ -29,8 +35,12 @@ f32 = np.float32
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: Any) -> Iterator[AgentProcess]:
     sock = tmp_path_factory.mktemp("agent") / "vaccel.sock"
-    proc = start_agent("tcp://127.0.0.1:0", f"unix://{sock}", plugins="numpy:noop",
-                       VACCEL_EXEC_ALLOW="time:sleep,math:*")
+    proc = start_agent(
+        "tcp://127.0.0.1:0",
+        f"unix://{sock}",
+        plugins="numpy:noop",
+        VACCEL_EXEC_ALLOW="time:sleep,math:*",
+    )
     yield proc
     assert proc.stop() == 0
 
@@ -80,8 +90,9 @@ def same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.parametrize(("method", "args"), OPS, ids=[f"{m}-{i}" for i, (m, _) in enumerate(OPS)])
-def test_every_op_remote_equals_local(remote: Runtime, local: Runtime, method: str,
-                                      args: tuple[Any, ...]) -> None:
+def test_every_op_remote_equals_local(
+    remote: Runtime, local: Runtime, method: str, args: tuple[Any, ...]
+) -> None:
     with Session(runtime=local) as s:
         expected = getattr(s, method)(*args)
     with Session(runtime=remote) as s:
@@ -99,6 +110,7 @@ def test_async_session_remote(remote: Runtime) -> None:
             assert results == [[float(i) + 1] for i in range(200)]
             out = await s.fpga_vadd(BIG, BIG)
             np.testing.assert_array_equal(out, BIG + BIG)
+
     asyncio.run(go())
 
 
@@ -136,10 +148,12 @@ def test_agent_checks_arguments_and_ownership(address: str) -> None:
             await a.call("op", [sid, 999, []])
         with pytest.raises(PermissionDeniedError, match="allow-list"):
             await a.call("op", [sid, 7, ["os", "system", ["true"], []]])
-        assert (await b.call("op", [await b.call("session.create", [0]), 19,
-                                    [[1.0], [2.0]]])).tolist() == [3.0]
+        assert (
+            await b.call("op", [await b.call("session.create", [0]), 19, [[1.0], [2.0]]])
+        ).tolist() == [3.0]
         await a.close()
         await b.close()
+
     asyncio.run(go())
 
 
@@ -151,7 +165,7 @@ def test_garbage_gets_goaway_and_agent_serves_others(address: str, remote: Runti
         else:
             sock = socket.socket(socket.AF_UNIX)
             sock.settimeout(5)
-            sock.connect(address[len("unix://"):])
+            sock.connect(address[len("unix://") :])
         sock.sendall(garbage)
         reply = b""
         while chunk := sock.recv(4096):
@@ -175,6 +189,7 @@ def test_hundred_concurrent_clients(address: str) -> None:
 
     async def go() -> list[bool]:
         return await asyncio.gather(*(one(i) for i in range(100)))
+
     assert all(asyncio.run(go()))
 
 
@@ -212,6 +227,7 @@ def test_agent_dying_mid_call_fails_the_call() -> None:
     try:
         with Session(runtime=runtime) as s:
             import threading
+
             threading.Timer(0.5, proc.proc.kill).start()
             start = time.monotonic()
             with pytest.raises(UnavailableError, match="lost"):
@@ -235,6 +251,7 @@ def test_sigterm_drains_in_flight_calls() -> None:
         result = await call
         await client.close()
         return result
+
     assert asyncio.run(go()) == [None]
     assert proc.stop() == 0
 
@@ -244,21 +261,33 @@ def test_seed_remote_transcript() -> None:
     tcp = fresh.addresses[0]
     out = subprocess.run(
         [str(VENV_BIN / "vaccel"), "example", "pynq_vector_add_generic"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60,
-        env=tool_env(VACCEL_BACKENDS="/usr/local/lib/libvaccel-vsock.so", VACCEL_DEBUG_LEVEL="4",
-                     VACCEL_VSOCK=tcp)).stdout.splitlines()
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+        env=tool_env(
+            VACCEL_BACKENDS="/usr/local/lib/libvaccel-vsock.so",
+            VACCEL_DEBUG_LEVEL="4",
+            VACCEL_VSOCK=tcp,
+        ),
+    ).stdout.splitlines()
     assert fresh.stop() == 0
-    extra = re.compile(r"<debug> Registered function (noop|Exec with resource|"
-                       r"Torch jitload_forward function|TensorFlow Lite session \w+) from plugin "
-                       r"vsock")
+    extra = re.compile(
+        r"<debug> Registered function (noop|Exec with resource|"
+        r"Torch jitload_forward function|TensorFlow Lite session \w+) from plugin "
+        r"vsock"
+    )
     assert_transcript(out, seed_console_blocks()[6], extra)
 
 
 def test_seed_agent_banner() -> None:
-    proc = subprocess.Popen([str(VENV_BIN / "vaccelrt-agent"), "-a", "tcp://127.0.0.1:0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=tool_env(VACCEL_BACKENDS="/usr/lib/libvaccel-numpy.so",
-                                         VACCEL_DEBUG_LEVEL="4"))
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "vaccelrt-agent"), "-a", "tcp://127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=tool_env(VACCEL_BACKENDS="/usr/lib/libvaccel-numpy.so", VACCEL_DEBUG_LEVEL="4"),
+    )
     assert proc.stdout is not None
     lines = []
     for line in proc.stdout:
@@ -269,7 +298,8 @@ def test_seed_agent_banner() -> None:
     assert proc.wait(15) == 0
     proc.stdout.close()
     seed = seed_console_blocks()[4]
-    assert re.fullmatch(r"vaccel ttRPC server started\. address: tcp://127\.0\.0\.1:\d+",
-                        lines[-2].strip())
+    assert re.fullmatch(
+        r"vaccel ttRPC server started\. address: tcp://127\.0\.0\.1:\d+", lines[-2].strip()
+    )
     assert lines[-1].strip() == seed[-1]
     assert any("Registered plugin numpy" in ln for ln in lines)

@@ -17,16 +17,28 @@ from vaccel.runtime import resolve_plugin
 
 
 def test_env_new_names_win_over_old() -> None:
-    cfg = Config.from_env({"VACCEL_PLUGINS": "numpy", "VACCEL_BACKENDS": "noop",
-                           "VACCEL_LOG_LEVEL": "3", "VACCEL_DEBUG_LEVEL": "4",
-                           "VACCEL_RPC_ADDRESS": "unix:///x", "VACCEL_VSOCK": "vsock://2:1"})
+    cfg = Config.from_env(
+        {
+            "VACCEL_PLUGINS": "numpy",
+            "VACCEL_BACKENDS": "noop",
+            "VACCEL_LOG_LEVEL": "3",
+            "VACCEL_DEBUG_LEVEL": "4",
+            "VACCEL_RPC_ADDRESS": "unix:///x",
+            "VACCEL_VSOCK": "vsock://2:1",
+        }
+    )
     assert cfg.plugin_list == ["numpy"] and cfg.log_level == 3 and cfg.rpc_address == "unix:///x"
 
 
 def test_env_old_names() -> None:
-    cfg = Config.from_env({"VACCEL_BACKENDS": "/usr/local/lib/libvaccel-noop.so:numpy",
-                           "VACCEL_DEBUG_LEVEL": "4", "VACCEL_VSOCK": "tcp://127.0.0.1:8192",
-                           "VACCEL_EXEC_ALLOW": "math:sqrt, numpy:add"})
+    cfg = Config.from_env(
+        {
+            "VACCEL_BACKENDS": "/usr/local/lib/libvaccel-noop.so:numpy",
+            "VACCEL_DEBUG_LEVEL": "4",
+            "VACCEL_VSOCK": "tcp://127.0.0.1:8192",
+            "VACCEL_EXEC_ALLOW": "math:sqrt, numpy:add",
+        }
+    )
     assert cfg.plugin_list == ["/usr/local/lib/libvaccel-noop.so", "numpy"]
     assert cfg.log_level == 4 and cfg.rpc_address == "tcp://127.0.0.1:8192"
     assert cfg.exec_allow == ["math:sqrt", "numpy:add"]
@@ -38,23 +50,33 @@ def test_env_defaults() -> None:
     assert cfg.rpc_address == "tcp://127.0.0.1:65500"
 
 
-@pytest.mark.parametrize(("name", "value", "words"), [
-    ("VACCEL_LOG_LEVEL", "loud", "not a number"),
-    ("VACCEL_DEBUG_LEVEL", "9", "out of range"),
-    ("VACCEL_RPC_TIMEOUT", "-1", "positive"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("VACCEL_LOG_LEVEL", "loud", "not a number"),
+        ("VACCEL_DEBUG_LEVEL", "9", "out of range"),
+        ("VACCEL_RPC_TIMEOUT", "-1", "positive"),
+    ],
+)
 def test_env_bad_values_name_the_variable(name: str, value: str, words: str) -> None:
     with pytest.raises(BadArgumentError) as err:
         Config.from_env({name: value})
     assert name in str(err.value) and words in str(err.value)
 
 
-@pytest.mark.parametrize(("spec", "name"), [
-    ("noop", "noop"), ("numpy", "numpy"), ("vsock", "vsock"), ("rpc", "rpc"),
-    ("/usr/local/lib/libvaccel-noop.so", "noop"),
-    ("/usr/local/lib/arm-linux-gnueabihf/libvaccel-numpy.so", "numpy"),
-    ("vaccel.plugins.noop", "noop"), ("vaccel.plugins.numpy_cpu:NumpyPlugin", "numpy"),
-])
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [
+        ("noop", "noop"),
+        ("numpy", "numpy"),
+        ("vsock", "vsock"),
+        ("rpc", "rpc"),
+        ("/usr/local/lib/libvaccel-noop.so", "noop"),
+        ("/usr/local/lib/arm-linux-gnueabihf/libvaccel-numpy.so", "numpy"),
+        ("vaccel.plugins.noop", "noop"),
+        ("vaccel.plugins.numpy_cpu:NumpyPlugin", "numpy"),
+    ],
+)
 def test_plugin_specs(spec: str, name: str) -> None:
     cls, shown = resolve_plugin(spec)
     assert shown == name
@@ -74,11 +96,13 @@ def test_plugin_module_failing_import(tmp_path: Any, monkeypatch: Any) -> None:
     assert "failed to import" in str(err.value) and "does_not_exist_anywhere" in str(err.value)
 
 
-def test_third_party_plugin_by_module_path(tmp_path: Any, monkeypatch: Any,
-                                           make_runtime: Any) -> None:
+def test_third_party_plugin_by_module_path(
+    tmp_path: Any, monkeypatch: Any, make_runtime: Any
+) -> None:
     (tmp_path / "tp_vaccel").mkdir()
     (tmp_path / "tp_vaccel" / "__init__.py").write_text("")
-    (tmp_path / "tp_vaccel" / "doubler.py").write_text(textwrap.dedent("""
+    (tmp_path / "tp_vaccel" / "doubler.py").write_text(
+        textwrap.dedent("""
         from vaccel.plugin import Plugin, Impl
         from vaccel.enums import OpType, PluginType
         import numpy as np
@@ -87,7 +111,8 @@ def test_third_party_plugin_by_module_path(tmp_path: Any, monkeypatch: Any,
             type = PluginType.CPU
             def operations(self):
                 return {OpType.FPGA_VECTORADD: Impl(lambda s, a, b: 2 * (a + b))}
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     rt = make_runtime("tp_vaccel.doubler:numpy")
     with Session(runtime=rt) as s:
@@ -142,8 +167,9 @@ BAD_CALLS = [
 ]
 
 
-@pytest.mark.parametrize(("method", "args", "words"), BAD_CALLS,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)])
+@pytest.mark.parametrize(
+    ("method", "args", "words"), BAD_CALLS, ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)]
+)
 def test_bad_input_names_the_problem(make_runtime: Any, method: str, args: Any, words: str) -> None:
     with Session(runtime=make_runtime("numpy:noop")) as s, pytest.raises(BadArgumentError) as err:
         getattr(s, method)(*args)
@@ -160,9 +186,9 @@ def test_exec_off_allow_list(make_runtime: Any) -> None:
 
 
 def test_plugin_exception_is_wrapped(make_runtime: Any) -> None:
-    with Session(runtime=make_runtime("numpy", exec_allow=["math:sqrt"])) as s:
-        with pytest.raises(VaccelError) as err:
-            s.exec("math", "sqrt", [-1.0])
+    rt = make_runtime("numpy", exec_allow=["math:sqrt"])
+    with Session(runtime=rt) as s, pytest.raises(VaccelError) as err:
+        s.exec("math", "sqrt", [-1.0])
     assert "numpy" in str(err.value) and "ValueError" in str(err.value)
 
 
@@ -174,8 +200,9 @@ def test_log_line_format(capsys: Any) -> None:
     finally:
         log.configure(0)
     err = capsys.readouterr().err.splitlines()
-    assert re.fullmatch(r"\d{4}\.\d\d\.\d\d-\d\d:\d\d:\d\d\.\d\d - <debug> Registered plugin noop",
-                        err[0])
+    assert re.fullmatch(
+        r"\d{4}\.\d\d\.\d\d-\d\d:\d\d:\d\d\.\d\d - <debug> Registered plugin noop", err[0]
+    )
     assert err[1] == "[noop] raw line"
 
 
@@ -204,8 +231,11 @@ def test_runtime_logs_lifecycle(tmp_path: Any) -> None:
     text = [ln.split(" - ", 1)[1] for ln in path.read_text().splitlines()]
     assert text[0] == "<debug> Initializing vAccel"
     assert re.fullmatch(r"<debug> session:\d+ Free session", text[-4])
-    assert text[-3:] == ["<debug> Shutting down vAccel", "<debug> Cleaning up plugins",
-                         "<debug> Unregistered plugin noop"]
+    assert text[-3:] == [
+        "<debug> Shutting down vAccel",
+        "<debug> Cleaning up plugins",
+        "<debug> Unregistered plugin noop",
+    ]
     assert not __import__("os").path.exists(rundir)
 
 
@@ -214,7 +244,13 @@ def test_vaccel_info_lists_plugins_and_ops() -> None:
 
     from conftest import VENV_BIN, tool_env
 
-    out = subprocess.run([str(VENV_BIN / "vaccel"), "info"], capture_output=True, text=True,
-                         env=tool_env(VACCEL_PLUGINS="numpy"), timeout=30, check=True).stdout
+    out = subprocess.run(
+        [str(VENV_BIN / "vaccel"), "info"],
+        capture_output=True,
+        text=True,
+        env=tool_env(VACCEL_PLUGINS="numpy"),
+        timeout=30,
+        check=True,
+    ).stdout
     assert "plugin numpy" in out and "fpga_vadd" in out and "Vector Add" in out
     assert sys.executable

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 from agent_proc import AgentProcess, start_agent
+from vaccel.server.listeners import vsock_available
 
 from vaccel import Config, Runtime, Session
-from vaccel.server.listeners import vsock_available
 
 pytestmark = pytest.mark.skipif(not vsock_available(), reason="no AF_VSOCK on this host")
 
@@ -66,8 +66,10 @@ def test_vsock_loopback_call(agent: AgentProcess) -> None:
 
         async def go() -> list[float]:
             from vaccel import AsyncSession
+
             async with AsyncSession(runtime=runtime) as s:
                 return list(await s.fpga_vadd([1.0], [1.0]))
+
         assert asyncio.run(go()) == [2.0]
     finally:
         runtime.close()

@@ -44,15 +44,20 @@ CATALOGUE: dict[OpType, OpSpec] = {
         _spec(OpType.MINMAX, "minmax", "MinMax"),
         _spec(OpType.FPGA_ARRAYCOPY, "fpga_arraycopy", "Array copy", "fpga_array_copy operation"),
         _spec(OpType.FPGA_VECTORADD, "fpga_vadd", "Vector Add", "fpga_vector_add operation"),
-        _spec(OpType.FPGA_PARALLEL, "fpga_parallel", "Parallel acceleration",
-              "fpga_parallel operation"),
+        _spec(
+            OpType.FPGA_PARALLEL,
+            "fpga_parallel",
+            "Parallel acceleration",
+            "fpga_parallel operation",
+        ),
         _spec(OpType.FPGA_MMULT, "fpga_mmult", "Matrix multiplication", "fpga_mmult operation"),
         _spec(OpType.EXEC_WITH_RESOURCE, "exec_with_resource", "Exec with resource"),
         _spec(OpType.TORCH_JITLOAD_FORWARD, "torch_model_run", "Torch jitload_forward function"),
         _spec(OpType.TFLITE_SESSION_LOAD, "tflite_model_load", "TensorFlow Lite session load"),
         _spec(OpType.TFLITE_SESSION_RUN, "tflite_model_run", "TensorFlow Lite session run"),
-        _spec(OpType.TFLITE_SESSION_DELETE, "tflite_model_unload",
-              "TensorFlow Lite session delete"),
+        _spec(
+            OpType.TFLITE_SESSION_DELETE, "tflite_model_unload", "TensorFlow Lite session delete"
+        ),
     )
 }
 

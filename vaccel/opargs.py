@@ -31,7 +31,7 @@ def _type_name(value: object) -> str:
 
 def _first_bad(values: Sequence[Any], kinds: tuple[type, ...]) -> tuple[int, Any] | None:
     for i, v in enumerate(values):
-        if not isinstance(v, kinds) or isinstance(v, bool) and kinds == (numbers.Integral,):
+        if not isinstance(v, kinds) or (isinstance(v, bool) and kinds == (numbers.Integral,)):
             return i, v
     return None
 
@@ -59,8 +59,7 @@ def array_arg(value: Any, dtype: np.dtype[Any], name: str) -> tuple[npt.NDArray[
         if bad is not None:
             i, v = bad
             raise BadArgumentError(
-                message=f"{name} must be a list of {what}; element {i} is {v!r} "
-                f"({_type_name(v)})"
+                message=f"{name} must be a list of {what}; element {i} is {v!r} ({_type_name(v)})"
             )
         if integral:
             wide = np.asarray(value, dtype=np.int64) if value else np.empty(0, np.int64)
@@ -150,8 +149,12 @@ def check_mmult(a: Any, b: Any) -> Canonical:
     a_arr, _ = array_arg(a, F32, "a")
     b_arr, _ = array_arg(b, F32, "b")
     same_shape(a_arr, b_arr, "fpga_mmult")
-    n = int(round(a_arr.size**0.5))
-    if n * n != a_arr.size or a_arr.ndim not in (1, 2) or (a_arr.ndim == 2 and a_arr.shape != (n, n)):
+    n = round(a_arr.size**0.5)
+    if (
+        n * n != a_arr.size
+        or a_arr.ndim not in (1, 2)
+        or (a_arr.ndim == 2 and a_arr.shape != (n, n))
+    ):
         raise BadArgumentError(
             message=f"fpga_mmult: a and b must be square matrices (n*n elements, flat or n x n); "
             f"got shape {a_arr.shape}"
@@ -184,7 +187,16 @@ def check_minmax(indata: Any, ndata: Any, low: Any, high: Any) -> Canonical:
 
 
 def check_sgemm(
-    m: Any, n: Any, k: Any, alpha: Any, a: Any, lda: Any, b: Any, ldb: Any, beta: Any, ldc: Any,
+    m: Any,
+    n: Any,
+    k: Any,
+    alpha: Any,
+    a: Any,
+    lda: Any,
+    b: Any,
+    ldb: Any,
+    beta: Any,
+    ldc: Any,
     c: Any = None,
 ) -> Canonical:
     """Row-major SGEMM: C[m x n] = alpha * A[m x k] @ B[k x n] + beta * C."""
@@ -194,7 +206,10 @@ def check_sgemm(
     ldci = int_arg(ldc, "ldc", max(1, ni))
     a_arr = array_arg(a, F32, "a")[0].reshape(-1)
     b_arr = array_arg(b, F32, "b")[0].reshape(-1)
-    need = {"a": (mi - 1) * ldai + ki if mi and ki else 0, "b": (ki - 1) * ldbi + ni if ki and ni else 0}
+    need = {
+        "a": (mi - 1) * ldai + ki if mi and ki else 0,
+        "b": (ki - 1) * ldbi + ni if ki and ni else 0,
+    }
     for label, arr in (("a", a_arr), ("b", b_arr)):
         if arr.size < need[label]:
             raise BadArgumentError(
@@ -208,7 +223,19 @@ def check_sgemm(
             raise BadArgumentError(
                 message=f"sgemm: c holds {c_arr.size} elements; m={mi} ldc={ldci} need {mi * ldci}"
             )
-    return mi, ni, ki, float_arg(alpha, "alpha"), a_arr, ldai, b_arr, ldbi, float_arg(beta, "beta"), ldci, c_arr
+    return (
+        mi,
+        ni,
+        ki,
+        float_arg(alpha, "alpha"),
+        a_arr,
+        ldai,
+        b_arr,
+        ldbi,
+        float_arg(beta, "beta"),
+        ldci,
+        c_arr,
+    )
 
 
 def check_image(image: Any) -> Canonical:
@@ -237,13 +264,19 @@ def _arg_list(values: Any, name: str) -> list[Any]:
     if values is None:
         return []
     if not isinstance(values, (list, tuple)):
-        raise BadArgumentError(message=f"{name} must be a list of arguments; got {_type_name(values)}")
+        raise BadArgumentError(
+            message=f"{name} must be a list of arguments; got {_type_name(values)}"
+        )
     return [plain_value(v, f"{name}[{i}]") for i, v in enumerate(values)]
 
 
 def check_exec(library: Any, symbol: Any, arg_read: Any = None, arg_write: Any = None) -> Canonical:
-    return (str_arg(library, "library"), str_arg(symbol, "symbol"),
-            _arg_list(arg_read, "arg_read"), _arg_list(arg_write, "arg_write"))
+    return (
+        str_arg(library, "library"),
+        str_arg(symbol, "symbol"),
+        _arg_list(arg_read, "arg_read"),
+        _arg_list(arg_write, "arg_write"),
+    )
 
 
 def resource_id(resource: Any, name: str = "resource") -> int:
@@ -252,10 +285,15 @@ def resource_id(resource: Any, name: str = "resource") -> int:
     return int_arg(rid, name, 1)
 
 
-def check_exec_with_resource(resource: Any, symbol: Any, arg_read: Any = None,
-                             arg_write: Any = None) -> Canonical:
-    return (resource_id(resource), str_arg(symbol, "symbol"),
-            _arg_list(arg_read, "arg_read"), _arg_list(arg_write, "arg_write"))
+def check_exec_with_resource(
+    resource: Any, symbol: Any, arg_read: Any = None, arg_write: Any = None
+) -> Canonical:
+    return (
+        resource_id(resource),
+        str_arg(symbol, "symbol"),
+        _arg_list(arg_read, "arg_read"),
+        _arg_list(arg_write, "arg_write"),
+    )
 
 
 def check_model(resource: Any) -> Canonical:
@@ -275,18 +313,31 @@ CHECKERS: dict[int, Any] = {}
 def _register_checkers() -> None:
     from .enums import OpType as O
 
-    CHECKERS.update({
-        O.NOOP: check_noop, O.BLAS_SGEMM: check_sgemm,
-        O.IMAGE_CLASSIFY: check_image, O.IMAGE_DETECT: check_image,
-        O.IMAGE_SEGMENT: check_image, O.IMAGE_POSE: check_image, O.IMAGE_DEPTH: check_image,
-        O.EXEC: check_exec, O.EXEC_WITH_RESOURCE: check_exec_with_resource,
-        O.MINMAX: check_minmax, O.FPGA_ARRAYCOPY: check_arraycopy, O.FPGA_MMULT: check_mmult,
-        O.FPGA_PARALLEL: check_parallel, O.FPGA_VECTORADD: check_vadd,
-        O.TF_SESSION_LOAD: check_model, O.TF_SESSION_DELETE: check_model,
-        O.TF_SESSION_RUN: check_model_run, O.TFLITE_SESSION_LOAD: check_model,
-        O.TFLITE_SESSION_DELETE: check_model, O.TFLITE_SESSION_RUN: check_model_run,
-        O.TORCH_JITLOAD_FORWARD: check_model_run,
-    })
+    CHECKERS.update(
+        {
+            O.NOOP: check_noop,
+            O.BLAS_SGEMM: check_sgemm,
+            O.IMAGE_CLASSIFY: check_image,
+            O.IMAGE_DETECT: check_image,
+            O.IMAGE_SEGMENT: check_image,
+            O.IMAGE_POSE: check_image,
+            O.IMAGE_DEPTH: check_image,
+            O.EXEC: check_exec,
+            O.EXEC_WITH_RESOURCE: check_exec_with_resource,
+            O.MINMAX: check_minmax,
+            O.FPGA_ARRAYCOPY: check_arraycopy,
+            O.FPGA_MMULT: check_mmult,
+            O.FPGA_PARALLEL: check_parallel,
+            O.FPGA_VECTORADD: check_vadd,
+            O.TF_SESSION_LOAD: check_model,
+            O.TF_SESSION_DELETE: check_model,
+            O.TF_SESSION_RUN: check_model_run,
+            O.TFLITE_SESSION_LOAD: check_model,
+            O.TFLITE_SESSION_DELETE: check_model,
+            O.TFLITE_SESSION_RUN: check_model_run,
+            O.TORCH_JITLOAD_FORWARD: check_model_run,
+        }
+    )
 
 
 _register_checkers()

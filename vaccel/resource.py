@@ -27,9 +27,14 @@ _resource_ids = itertools.count(1)
 class Resource:
     """A model, library or data blob that sessions can register and ops can use."""
 
-    def __init__(self, paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
-                 type_: ResourceType | int, *, blobs: Sequence[bytes] | None = None,
-                 names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
+        type_: ResourceType | int,
+        *,
+        blobs: Sequence[bytes] | None = None,
+        names: Sequence[str] | None = None,
+    ) -> None:
         try:
             self.type = ResourceType(type_)
         except ValueError:
@@ -55,19 +60,23 @@ class Resource:
         self.array: np.ndarray[Any, Any] | None = None
 
     @classmethod
-    def from_buffer(cls, data: bytes | bytearray | memoryview, type_: ResourceType | int,
-                    name: str = "buffer") -> Resource:
+    def from_buffer(
+        cls, data: bytes | bytearray | memoryview, type_: ResourceType | int, name: str = "buffer"
+    ) -> Resource:
         """A resource holding `data` in memory."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise BadArgumentError(message=f"data must be bytes; got {type(data).__name__}")
         return cls(None, type_, blobs=[bytes(data)], names=[name])
 
     @classmethod
-    def from_numpy(cls, array: np.ndarray[Any, Any], type_: ResourceType | int = ResourceType.DATA
-                   ) -> Resource:
+    def from_numpy(
+        cls, array: np.ndarray[Any, Any], type_: ResourceType | int = ResourceType.DATA
+    ) -> Resource:
         """A data resource holding a NumPy array (kept as the array, shipped as its bytes)."""
         if not isinstance(array, np.ndarray):
-            raise BadArgumentError(message=f"array must be a NumPy array; got {type(array).__name__}")
+            raise BadArgumentError(
+                message=f"array must be a NumPy array; got {type(array).__name__}"
+            )
         res = cls(None, type_, blobs=[np.ascontiguousarray(array).tobytes()], names=["array"])
         res.array = array
         return res

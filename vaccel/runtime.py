@@ -54,9 +54,14 @@ def _plugin_class(target: str, spec: str) -> type[Plugin]:
     if attr:
         cls = getattr(module, attr, None)
     else:
-        found = [v for v in vars(module).values()
-                 if inspect.isclass(v) and issubclass(v, Plugin) and v is not Plugin
-                 and v.__module__ == module.__name__]
+        found = [
+            v
+            for v in vars(module).values()
+            if inspect.isclass(v)
+            and issubclass(v, Plugin)
+            and v is not Plugin
+            and v.__module__ == module.__name__
+        ]
         cls = found[0] if len(found) == 1 else getattr(module, "PLUGIN", None)
     if not (inspect.isclass(cls) and issubclass(cls, Plugin)):
         raise PluginError(
@@ -78,8 +83,10 @@ def resolve_plugin(spec: str) -> tuple[type[Plugin], str]:
     if "." in name and "/" not in name:
         cls = _plugin_class(name, spec)
         return cls, cls.name
-    known = sorted(set(BUILTIN_PLUGINS) | {
-        ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)})
+    known = sorted(
+        set(BUILTIN_PLUGINS)
+        | {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    )
     raise PluginError(
         message=f"unknown plugin {spec!r} in VACCEL_PLUGINS; expected one of "
         f"{', '.join(known)}, a dotted module path, or .../libvaccel-NAME.so"
@@ -156,8 +163,9 @@ class Runtime:
             return hit
         found: tuple[Plugin, Impl] | None = None
         if hint:
-            found = next(((p, t[op]) for p, t in self._tables
-                          if op in t and p.type & PluginType(hint)), None)
+            found = next(
+                ((p, t[op]) for p, t in self._tables if op in t and p.type & PluginType(hint)), None
+            )
         if found is None:
             found = next(((p, t[op]) for p, t in self._tables if op in t), None)
         if found is None:

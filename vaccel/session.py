@@ -46,8 +46,9 @@ class SessionBase:
 
     def __init__(self, flags: PluginType | int = 0, *, runtime: Runtime | None = None) -> None:
         if isinstance(flags, bool) or not isinstance(flags, int) or flags < 0:
-            raise BadArgumentError(message=f"flags must be a PluginType or a non-negative int; "
-                                           f"got {flags!r}")
+            raise BadArgumentError(
+                message=f"flags must be a PluginType or a non-negative int; got {flags!r}"
+            )
         self.runtime = runtime if runtime is not None else default_runtime()
         self.id: int = next(_session_ids)
         self.flags: int = int(flags)
@@ -189,7 +190,8 @@ class Session(SessionBase):
     def unregister_resource(self, resource: Resource) -> None:
         if not self.has_resource(resource):
             raise NotFoundError(
-                message=f"resource {resource.id} is not registered with session {self.id}")
+                message=f"resource {resource.id} is not registered with session {self.id}"
+            )
         for plugin in reversed(self.runtime.plugins):
             plugin.resource_unregister(self, resource)
         del self.resources[resource.id]
@@ -216,9 +218,23 @@ class Session(SessionBase):
     def noop(self) -> None:
         self._run(OpType.NOOP, ())
 
-    def sgemm(self, m: int, n: int, k: int, alpha: float, a: Any, lda: int, b: Any, ldb: int,
-              beta: float, ldc: int, c: Any = None) -> Any:
-        out = self._run(OpType.BLAS_SGEMM, A.check_sgemm(m, n, k, alpha, a, lda, b, ldb, beta, ldc, c))
+    def sgemm(
+        self,
+        m: int,
+        n: int,
+        k: int,
+        alpha: float,
+        a: Any,
+        lda: int,
+        b: Any,
+        ldb: int,
+        beta: float,
+        ldc: int,
+        c: Any = None,
+    ) -> Any:
+        out = self._run(
+            OpType.BLAS_SGEMM, A.check_sgemm(m, n, k, alpha, a, lda, b, ldb, beta, ldc, c)
+        )
         return out if isinstance(a, np.ndarray) else out.tolist()
 
     def classify(self, image: bytes) -> tuple[str, str]:
@@ -237,21 +253,32 @@ class Session(SessionBase):
     def depth(self, image: bytes) -> str:
         return str(self._run(OpType.IMAGE_DEPTH, A.check_image(image)))
 
-    def exec(self, library: str, symbol: str, arg_read: Sequence[Any] | None = None,
-             arg_write: Sequence[Any] | None = None) -> list[Any]:
+    def exec(
+        self,
+        library: str,
+        symbol: str,
+        arg_read: Sequence[Any] | None = None,
+        arg_write: Sequence[Any] | None = None,
+    ) -> list[Any]:
         return list(self._run(OpType.EXEC, A.check_exec(library, symbol, arg_read, arg_write)))
 
-    def exec_with_resource(self, resource: Resource, symbol: str,
-                           arg_read: Sequence[Any] | None = None,
-                           arg_write: Sequence[Any] | None = None) -> list[Any]:
+    def exec_with_resource(
+        self,
+        resource: Resource,
+        symbol: str,
+        arg_read: Sequence[Any] | None = None,
+        arg_write: Sequence[Any] | None = None,
+    ) -> list[Any]:
         args = A.check_exec_with_resource(resource, symbol, arg_read, arg_write)
         self.resource(args[0])
         return list(self._run(OpType.EXEC_WITH_RESOURCE, args))
 
-    def minmax(self, indata: Any, ndata: int, low_threshold: int,
-               high_threshold: int) -> tuple[Any, float, float]:
-        out, lo, hi = self._run(OpType.MINMAX, A.check_minmax(indata, ndata, low_threshold,
-                                                               high_threshold))
+    def minmax(
+        self, indata: Any, ndata: int, low_threshold: int, high_threshold: int
+    ) -> tuple[Any, float, float]:
+        out, lo, hi = self._run(
+            OpType.MINMAX, A.check_minmax(indata, ndata, low_threshold, high_threshold)
+        )
         return _minmax_out(indata, out), float(lo), float(hi)
 
     def fpga_arraycopy(self, a: Any) -> Any:
@@ -356,7 +383,8 @@ class AsyncSession(SessionBase):
     async def unregister_resource(self, resource: Resource) -> None:
         if not self.has_resource(resource):
             raise NotFoundError(
-                message=f"resource {resource.id} is not registered with session {self.id}")
+                message=f"resource {resource.id} is not registered with session {self.id}"
+            )
         for plugin in reversed(self.runtime.plugins):
             await plugin.resource_unregister_async(self, resource)
         del self.resources[resource.id]
@@ -375,16 +403,16 @@ class AsyncSession(SessionBase):
         Lets the agent answer small calls without creating a task.
         """
         plugin, impl = self._find(op)
-        if impl.async_ is None and (not impl.blocking or (
-                impl.inline_if is not None and impl.inline_if(self, *args))):
+        if impl.async_ is None and (
+            not impl.blocking or (impl.inline_if is not None and impl.inline_if(self, *args))
+        ):
             try:
                 return plugin, impl, True, impl.sync(self, *args)
             except Exception as exc:
                 raise _plugin_failure(plugin, op, exc) from exc
         return plugin, impl, False, None
 
-    async def call_impl(self, op: OpType, plugin: Plugin, impl: Impl,
-                        args: tuple[Any, ...]) -> Any:
+    async def call_impl(self, op: OpType, plugin: Plugin, impl: Impl, args: tuple[Any, ...]) -> Any:
         """Run an implementation found by `_find`: coroutine, inline, or in the pool."""
         try:
             if impl.async_ is not None:
@@ -393,7 +421,8 @@ class AsyncSession(SessionBase):
                 return impl.sync(self, *args)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
-                self.runtime.executor, functools.partial(impl.sync, self, *args))
+                self.runtime.executor, functools.partial(impl.sync, self, *args)
+            )
         except Exception as exc:
             raise _plugin_failure(plugin, op, exc) from exc
 
@@ -408,10 +437,23 @@ class AsyncSession(SessionBase):
     async def noop(self) -> None:
         await self._run(OpType.NOOP, ())
 
-    async def sgemm(self, m: int, n: int, k: int, alpha: float, a: Any, lda: int, b: Any,
-                    ldb: int, beta: float, ldc: int, c: Any = None) -> Any:
-        out = await self._run(OpType.BLAS_SGEMM,
-                              A.check_sgemm(m, n, k, alpha, a, lda, b, ldb, beta, ldc, c))
+    async def sgemm(
+        self,
+        m: int,
+        n: int,
+        k: int,
+        alpha: float,
+        a: Any,
+        lda: int,
+        b: Any,
+        ldb: int,
+        beta: float,
+        ldc: int,
+        c: Any = None,
+    ) -> Any:
+        out = await self._run(
+            OpType.BLAS_SGEMM, A.check_sgemm(m, n, k, alpha, a, lda, b, ldb, beta, ldc, c)
+        )
         return out if isinstance(a, np.ndarray) else out.tolist()
 
     async def classify(self, image: bytes) -> tuple[str, str]:
@@ -430,22 +472,34 @@ class AsyncSession(SessionBase):
     async def depth(self, image: bytes) -> str:
         return str(await self._run(OpType.IMAGE_DEPTH, A.check_image(image)))
 
-    async def exec(self, library: str, symbol: str, arg_read: Sequence[Any] | None = None,
-                   arg_write: Sequence[Any] | None = None) -> list[Any]:
-        return list(await self._run(OpType.EXEC,
-                                    A.check_exec(library, symbol, arg_read, arg_write)))
+    async def exec(
+        self,
+        library: str,
+        symbol: str,
+        arg_read: Sequence[Any] | None = None,
+        arg_write: Sequence[Any] | None = None,
+    ) -> list[Any]:
+        return list(
+            await self._run(OpType.EXEC, A.check_exec(library, symbol, arg_read, arg_write))
+        )
 
-    async def exec_with_resource(self, resource: Resource, symbol: str,
-                                 arg_read: Sequence[Any] | None = None,
-                                 arg_write: Sequence[Any] | None = None) -> list[Any]:
+    async def exec_with_resource(
+        self,
+        resource: Resource,
+        symbol: str,
+        arg_read: Sequence[Any] | None = None,
+        arg_write: Sequence[Any] | None = None,
+    ) -> list[Any]:
         args = A.check_exec_with_resource(resource, symbol, arg_read, arg_write)
         self.resource(args[0])
         return list(await self._run(OpType.EXEC_WITH_RESOURCE, args))
 
-    async def minmax(self, indata: Any, ndata: int, low_threshold: int,
-                     high_threshold: int) -> tuple[Any, float, float]:
+    async def minmax(
+        self, indata: Any, ndata: int, low_threshold: int, high_threshold: int
+    ) -> tuple[Any, float, float]:
         out, lo, hi = await self._run(
-            OpType.MINMAX, A.check_minmax(indata, ndata, low_threshold, high_threshold))
+            OpType.MINMAX, A.check_minmax(indata, ndata, low_threshold, high_threshold)
+        )
         return _minmax_out(indata, out), float(lo), float(hi)
 
     async def fpga_arraycopy(self, a: Any) -> Any:
@@ -477,12 +531,12 @@ class AsyncSession(SessionBase):
         await self._run(OpType.TFLITE_SESSION_DELETE, A.check_model(resource))
 
     async def tflite_model_run(self, resource: Resource, inputs: Sequence[Any]) -> list[Any]:
-        return list(await self._run(OpType.TFLITE_SESSION_RUN,
-                                    A.check_model_run(resource, inputs)))
+        return list(await self._run(OpType.TFLITE_SESSION_RUN, A.check_model_run(resource, inputs)))
 
     async def torch_model_load(self, resource: Resource) -> None:
         self.resource(A.resource_id(resource))
 
     async def torch_model_run(self, resource: Resource, inputs: Sequence[Any]) -> list[Any]:
-        return list(await self._run(OpType.TORCH_JITLOAD_FORWARD,
-                                    A.check_model_run(resource, inputs)))
+        return list(
+            await self._run(OpType.TORCH_JITLOAD_FORWARD, A.check_model_run(resource, inputs))
+        )
