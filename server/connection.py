@@ -193,7 +193,12 @@ class AgentConnection(asyncio.BufferedProtocol):
     def _reply(self, sid: int, result: Any) -> None:
         chunks = self._encode(sid, result)
         if chunks is not None and self.transport is not None and not self.closing:
-            self.transport.writelines(chunks)
+            self._write_small(chunks)
+
+    def _write_small(self, chunks: list[Buffer]) -> None:
+        """One write call: uvloop sends a write() at once but queues writelines()."""
+        assert self.transport is not None
+        self.transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     async def _reply_big(self, sid: int, result: Any) -> None:
         chunks = self._encode(sid, result)
@@ -227,7 +232,7 @@ class AgentConnection(asyncio.BufferedProtocol):
 
     def _reply_status(self, sid: int, status: Status, message: str, errno: int) -> None:
         if self.transport is not None and not self.closing:
-            self.transport.writelines(self.proto.response(sid, status, message, errno))
+            self._write_small(self.proto.response(sid, status, message, errno))
 
     # ------------------------------------------------------------------ ending
 

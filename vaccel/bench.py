@@ -1,0 +1,355 @@
+"""`vaccel bench` / `make bench`: the remote path measured against baselines of the same run.
+
+Starts a real agent (numpy plugin) and baseline peers (a uvloop echo server, a blocking
+socket bulk server: `vaccel.benchpeer`), then measures on this machine, now:
+
+* noop latency, sequential, one connection, TCP and unix, vs raw uvloop ping-pong;
+* noop calls/s with 1, 16, 64, 256 in flight on one connection, and on 8 connections;
+* fpga_vadd payload MB/s at 1 Ki, 1 Mi, 64 Mi float32 elements vs sendall/recv_into;
+* the agent's peak RSS during the 64 Mi call against the payload (2 inputs + 1 output);
+* 1,000 concurrent clients, a session each, a small vadd each;
+* remote vs local time of an op that takes about 1 ms locally.
+
+Every floor is a ratio to a baseline measured in the same run (machines here are noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from .client.connection import AsyncClient
+from .config import Config
+from .runtime import Runtime
+from .server.spawn import SpawnedAgent, clean_env
+from .session import AsyncSession, Session
+
+F32 = np.float32
+
+
+def _pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class _PingPong(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.waiter: asyncio.Future[None] | None = None
+        self.got = 0
+        self.want = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.got += len(data)
+        if self.got >= self.want and self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+async def _pingpong(address: str, size: int, count: int) -> list[float]:
+    """Raw asyncio ping-pong of `size` bytes on this loop: the latency baseline."""
+    loop = asyncio.get_running_loop()
+    if address.startswith("tcp://"):
+        host, port = address[6:].rsplit(":", 1)
+        transport, proto = await loop.create_connection(_PingPong, host, int(port))
+    else:
+        transport, proto = await loop.create_unix_connection(_PingPong, address[7:])
+    message = bytes(size)
+    samples = []
+    for _ in range(count):
+        proto.got, proto.want = 0, size
+        proto.waiter = loop.create_future()
+        start = time.perf_counter()
+        transport.write(message)  # type: ignore[attr-defined]
+        await proto.waiter
+        samples.append(time.perf_counter() - start)
+    transport.close()
+    return samples
+
+
+def _bulk(address: str, n_in: int, n_out: int, repeat: int) -> float:
+    """Seconds per exchange of n_in bytes out and n_out back with sendall/recv_into."""
+    from .benchpeer import BULK_HEADER
+
+    host, port = address[6:].rsplit(":", 1)
+    out = np.ones(n_in, np.uint8)
+    back = bytearray(n_out)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            sock.sendall(BULK_HEADER.pack(n_in, n_out))
+            sock.sendall(out.data)
+            view = memoryview(back)
+            while view.nbytes:
+                got = sock.recv_into(view)
+                if not got:
+                    raise ConnectionError("bulk peer closed")
+                view = view[got:]
+            times.append(time.perf_counter() - start)
+    return min(times) if repeat < 5 else statistics.median(times)
+
+
+def _peak_rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+async def _timed(fn: Callable[[], Awaitable[Any]], count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+async def _throughput(sessions: list[AsyncSession], in_flight: int, seconds: float) -> float:
+    """noop calls/s with `in_flight` calls outstanding on each session's connection."""
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(s: AsyncSession) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            await s.noop()
+            done += 1
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(s) for s in sessions for _ in range(in_flight)))
+    return done / (time.perf_counter() - start)
+
+
+async def _many_clients(address: str, clients: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    wrong = 0
+
+    async def one(i: int) -> None:
+        nonlocal errors, wrong
+        try:
+            client = await AsyncClient.connect(address, timeout=30)
+            try:
+                sid = await client.call("session.create", [0])
+                a = np.full(64, i, F32)
+                start = time.perf_counter()
+                out = await client.call("op", [sid, 19, [a, a]])
+                latencies.append(time.perf_counter() - start)
+                if not np.array_equal(out, a + a):
+                    wrong += 1
+            finally:
+                await client.close()
+        except Exception:
+            errors += 1
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    return {"clients": clients, "errors": errors, "wrong": wrong,
+            "p50_ms": _pct(latencies, 0.5) * 1e3 if latencies else None,
+            "p99_ms": _pct(latencies, 0.99) * 1e3 if latencies else None}
+
+
+def _one_ms_matrix() -> tuple[int, float]:
+    """The mmult size whose local (numpy) time is closest to 1 ms, and that time."""
+    best = (64, 0.0)
+    with Session(runtime=Runtime(Config(plugins="numpy", log_level=0))) as s:
+        for n in (96, 128, 160, 192, 224, 256, 320, 384):
+            a = np.random.default_rng(n).random(n * n, dtype=F32)
+            for _ in range(3):
+                s.fpga_mmult(a, a)
+            t = statistics.median(_sync_times(lambda a=a: s.fpga_mmult(a, a), 30))
+            if abs(t - 1e-3) < abs(best[1] - 1e-3):
+                best = (n, t)
+    return best
+
+
+def _sync_times(fn: Callable[[], Any], count: int) -> list[float]:
+    out = []
+    for _ in range(count):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+async def _run(quick: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {"quick": quick}
+    scale = 0.2 if quick else 1.0
+    tmp = tempfile.mkdtemp(prefix="vaccel-bench.")
+    agent = SpawnedAgent(["tcp://127.0.0.1:0", f"unix://{tmp}/agent.sock"],
+                         clean_env(VACCEL_PLUGINS="numpy"))
+    peer = subprocess.Popen([sys.executable, "-m", "vaccel.benchpeer", f"{tmp}/echo.sock"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert peer.stdout is not None
+        peers = {}
+        for _ in range(3):
+            _, kind, addr = peer.stdout.readline().split()
+            peers[kind + ":" + addr.split(":")[0]] = addr
+        tcp, unix = agent.addresses
+        runtimes = {name: Runtime(Config(plugins="rpc", rpc_address=addr, log_level=0))
+                    for name, addr in (("tcp", tcp), ("unix", unix))}
+        count = int(5000 * scale)
+
+        # 1. sequential noop latency vs raw ping-pong of the same size, same transport.
+        latency = {}
+        for name, runtime in runtimes.items():
+            base_addr = peers[f"echo:{name}"]
+            async with AsyncSession(runtime=runtime) as s:
+                await _timed(s.noop, 300)
+                rpc = await _timed(s.noop, count)
+            base = await _pingpong(base_addr, 31, 300)
+            base = await _pingpong(base_addr, 31, count)
+            with Session(runtime=runtime) as ss:
+                sync = _sync_times(ss.noop, count // 2)
+            latency[name] = {
+                "rpc_p50_us": _pct(rpc, 0.5) * 1e6, "rpc_p99_us": _pct(rpc, 0.99) * 1e6,
+                "base_p50_us": _pct(base, 0.5) * 1e6, "base_p99_us": _pct(base, 0.99) * 1e6,
+                "ratio_p50": _pct(rpc, 0.5) / _pct(base, 0.5),
+                "sync_session_p50_us": _pct(sync, 0.5) * 1e6}
+        results["latency"] = latency
+
+        # 2. calls/s with many in flight on one connection, then on 8 connections.
+        rates = {}
+        async with AsyncSession(runtime=runtimes["tcp"]) as s:
+            for n in (1, 16, 64, 256):
+                rates[f"1conn_{n}"] = await _throughput([s], n, 1.5 * scale + 0.3)
+        extra = [Runtime(Config(plugins="rpc", rpc_address=tcp, log_level=0)) for _ in range(8)]
+        sessions = [await AsyncSession(runtime=r).open() for r in extra]
+        rates["8conn_16"] = await _throughput(sessions, 16, 1.5 * scale + 0.3)
+        for sess in sessions:
+            await sess.close()
+        for r in extra:
+            r.close()
+        results["calls_per_s"] = rates
+
+        # 3. vadd bandwidth vs raw sendall/recv_into; 4. the agent's peak RSS at 64 Mi.
+        bandwidth = {}
+        sizes = {"1Ki": 1 << 10, "1Mi": 1 << 20, "64Mi": 1 << 26}
+        if quick:
+            sizes["64Mi"] = 1 << 24
+        async with AsyncSession(runtime=runtimes["tcp"]) as s:
+            for label, n in sizes.items():
+                a = np.random.default_rng(1).random(n, dtype=F32)
+                b = np.random.default_rng(2).random(n, dtype=F32)
+                repeat = {"1Ki": 2000, "1Mi": 40}.get(label, 3)
+                repeat = max(2, int(repeat * scale))
+                rss_before = _peak_rss(agent.pid)
+                await s.fpga_vadd(a, b)
+                times = await _timed(lambda a=a, b=b: s.fpga_vadd(a, b), repeat)
+                t = min(times) if repeat < 5 else statistics.median(times)
+                moved = 3 * a.nbytes
+                base_t = _bulk(peers["bulk:tcp"], 2 * a.nbytes, a.nbytes, repeat)
+                bandwidth[label] = {"rpc_MBps": moved / t / 1e6, "base_MBps": moved / base_t / 1e6,
+                                    "ratio": base_t / t}
+                if n >= 1 << 24:
+                    peak = _peak_rss(agent.pid)
+                    bandwidth[label]["agent_peak_rss_MiB"] = peak / 2**20
+                    bandwidth[label]["agent_rss_before_MiB"] = rss_before / 2**20
+                    bandwidth[label]["peak_rss_over_payload"] = peak / moved
+                del a, b
+        results["vadd"] = bandwidth
+
+        # 5. 1,000 concurrent clients, each with its own connection and session.
+        results["clients"] = await _many_clients(tcp, 200 if quick else 1000)
+
+        # 6. remote vs local on an op of about 1 ms.
+        n, _ = _one_ms_matrix()
+        a = np.random.default_rng(n).random(n * n, dtype=F32)
+        with Session(runtime=Runtime(Config(plugins="numpy", log_level=0))) as local:
+            local_t = statistics.median(_sync_times(lambda: local.fpga_mmult(a, a), 300))
+        async with AsyncSession(runtime=runtimes["tcp"]) as s:
+            await _timed(lambda: s.fpga_mmult(a, a), 30)
+            remote_t = statistics.median(await _timed(lambda: s.fpga_mmult(a, a), 300))
+        results["one_ms_op"] = {"op": f"fpga_mmult {n}x{n}", "local_ms": local_t * 1e3,
+                                "remote_ms": remote_t * 1e3,
+                                "overhead": remote_t / local_t - 1}
+        for r in runtimes.values():
+            r.close()
+    finally:
+        agent.stop()
+        peer.terminate()
+        peer.wait(5)
+        if peer.stdout is not None:
+            peer.stdout.close()
+    return results
+
+
+def floors(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """Each floor of the performance issue, its figure, and whether it holds."""
+    lat = r["latency"]["tcp"]["ratio_p50"]
+    v64 = r["vadd"]["64Mi"]
+    c = r["clients"]
+    o = r["one_ms_op"]["overhead"]
+    return [
+        ("noop p50 <= 1.5x raw ping-pong (tcp)", f"{lat:.2f}x", lat <= 1.5),
+        ("noop p50 <= 1.5x raw ping-pong (unix)", f"{r['latency']['unix']['ratio_p50']:.2f}x",
+         r["latency"]["unix"]["ratio_p50"] <= 1.5),
+        (">= 50,000 noop calls/s, 64 in flight", f"{r['calls_per_s']['1conn_64']:,.0f}/s",
+         r["calls_per_s"]["1conn_64"] >= 50_000),
+        ("64 Mi vadd >= 60% of raw socket bandwidth", f"{v64['ratio']:.0%}", v64["ratio"] >= 0.6),
+        ("agent peak RSS <= 3.5x payload", f"{v64.get('peak_rss_over_payload', 0):.2f}x",
+         v64.get("peak_rss_over_payload", 99) <= 3.5),
+        ("1,000 clients: no errors, p99 < 50 ms",
+         f"{c['errors'] + c['wrong']} errors, p99 {c['p99_ms'] or 0:.1f} ms",
+         c["errors"] + c["wrong"] == 0 and (c["p99_ms"] or 1e9) < 50),
+        ("remote overhead on a 1 ms op <= 5%", f"{o:.1%}", o <= 0.05),
+    ]
+
+
+def render(r: dict[str, Any]) -> str:
+    lines = ["latency (sequential noop, one connection)         p50        p99    baseline p50"]
+    for name, v in r["latency"].items():
+        lines.append(f"  {name:<5} AsyncSession rpc                 {v['rpc_p50_us']:7.1f} us "
+                     f"{v['rpc_p99_us']:7.1f} us  {v['base_p50_us']:7.1f} us  "
+                     f"({v['ratio_p50']:.2f}x); sync Session p50 {v['sync_session_p50_us']:.1f} us")
+    lines.append("noop calls/s")
+    for k, v in r["calls_per_s"].items():
+        lines.append(f"  {k:<12} {v:12,.0f}")
+    lines.append("fpga_vadd payload bandwidth (2 inputs + 1 output)   rpc        raw socket")
+    for k, v in r["vadd"].items():
+        extra = ""
+        if "agent_peak_rss_MiB" in v:
+            extra = (f"  agent peak RSS {v['agent_peak_rss_MiB']:.0f} MiB "
+                     f"({v['peak_rss_over_payload']:.2f}x payload)")
+        lines.append(f"  {k:<6} {v['rpc_MBps']:10,.0f} MB/s {v['base_MBps']:10,.0f} MB/s "
+                     f"({v['ratio']:.0%}){extra}")
+    c = r["clients"]
+    lines.append(f"{c['clients']} concurrent clients: {c['errors']} errors, {c['wrong']} wrong, "
+                 f"p50 {c['p50_ms']:.2f} ms, p99 {c['p99_ms']:.2f} ms")
+    o = r["one_ms_op"]
+    lines.append(f"{o['op']}: local {o['local_ms']:.3f} ms, remote {o['remote_ms']:.3f} ms, "
+                 f"overhead {o['overhead']:.1%}")
+    lines.append("floors")
+    for name, figure, ok in floors(r):
+        lines.append(f"  [{'ok' if ok else 'MISS'}] {name}: {figure}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vaccel bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--quick", action="store_true", help="smaller counts (a smoke run)")
+    ns = parser.parse_args(argv)
+    from .server.main import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        results = runner.run(_run(ns.quick))
+    results["loop"] = os.environ.get("VACCEL_LOOP", "uvloop")
+    print(json.dumps(results, indent=2) if ns.json else render(results))
+    return 0
