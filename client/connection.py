@@ -18,9 +18,9 @@ from vaccel.protocol.address import Address, AddressError, parse_address
 from vaccel.protocol.codec import EncodeError
 from vaccel.protocol.connection import Connection, GoAway, Hello, Ping, Response
 from vaccel.protocol.errors import ProtocolError
-from vaccel.protocol.frames import Buffer
 from vaccel.protocol.status import Status
 
+from vaccel.framewriter import FrameWriter
 from vaccel.errors import (
     BadArgumentError,
     CancelledError,
@@ -30,8 +30,6 @@ from vaccel.errors import (
     VaccelError,
     error_from_status,
 )
-
-BIG_WRITE = 1 << 20
 
 
 class _ClientProtocol(asyncio.BufferedProtocol):
@@ -44,12 +42,12 @@ class _ClientProtocol(asyncio.BufferedProtocol):
         self.pings: list[asyncio.Future[None]] = []
         self.transport: asyncio.Transport | None = None
         self.error: VaccelError | None = None
-        self._paused = False
-        self._drain: list[asyncio.Future[None]] = []
+        self.writer = FrameWriter(self.loop)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        self.transport.write(self.proto.hello())
+        self.writer.attach(transport)
+        self.writer.send([self.proto.hello()])
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.proto.get_buffer(sizehint)
@@ -58,14 +56,12 @@ class _ClientProtocol(asyncio.BufferedProtocol):
         try:
             events = self.proto.buffer_updated(nbytes)
         except ProtocolError as exc:
+            self.writer.close_with(self.proto.goaway(exc.status, exc.message))
             self._fail(
                 UnavailableError(
                     message=f"agent at {self.address} broke the protocol: {exc.message}"
                 )
             )
-            if self.transport is not None:
-                self.transport.write(self.proto.goaway(exc.status, exc.message))
-                self.transport.close()
             return
         for event in events:
             if type(event) is Response:
@@ -96,7 +92,8 @@ class _ClientProtocol(asyncio.BufferedProtocol):
     def _fail(self, error: VaccelError) -> None:
         if self.error is None:
             self.error = error
-        futures: list[asyncio.Future[Any]] = [*self.pending.values(), *self.pings, *self._drain]
+        self.writer.connection_lost(self.error)
+        futures: list[asyncio.Future[Any]] = [*self.pending.values(), *self.pings]
         for fut in futures:
             if not fut.done():
                 fut.set_exception(self.error)
@@ -104,39 +101,12 @@ class _ClientProtocol(asyncio.BufferedProtocol):
             self.hello.set_exception(self.error)
         self.pending.clear()
         self.pings.clear()
-        self._drain.clear()
 
     def pause_writing(self) -> None:
-        self._paused = True
+        self.writer.pause_writing()
 
     def resume_writing(self) -> None:
-        self._paused = False
-        for fut in self._drain:
-            if not fut.done():
-                fut.set_result(None)
-        self._drain.clear()
-
-    async def write(self, chunks: list[Buffer]) -> None:
-        """Write frames; large messages go in steps that honour flow control."""
-        transport = self.transport
-        assert transport is not None
-        if len(chunks) == 1:
-            transport.write(chunks[0])
-            return
-        batch: list[Buffer] = []
-        size = 0
-        for chunk in chunks:
-            batch.append(chunk)
-            size += memoryview(chunk).nbytes
-            if size >= BIG_WRITE:
-                transport.writelines(batch)
-                batch, size = [], 0
-                if self._paused:
-                    waiter = self.loop.create_future()
-                    self._drain.append(waiter)
-                    await waiter
-        if batch:
-            transport.writelines(batch)
+        self.writer.resume_writing()
 
 
 async def _open(address: Address, factory: Any) -> tuple[asyncio.BaseTransport, Any]:
@@ -218,11 +188,14 @@ class AsyncClient:
         p.pending[sid] = fut
         try:
             if timeout is None:
-                await p.write(chunks)
+                if len(chunks) == 1:
+                    p.writer.send(chunks)
+                else:
+                    await p.writer.send_large(chunks)
                 resp = await fut
             else:
                 async with asyncio.timeout(timeout):
-                    await p.write(chunks)
+                    await p.writer.send_large(chunks)
                     resp = await fut
         except TimeoutError:
             self._abandon(sid)
@@ -241,8 +214,7 @@ class AsyncClient:
     def _abandon(self, sid: int) -> None:
         p = self._p
         p.pending.pop(sid, None)
-        if p.error is None and p.transport is not None and not p.transport.is_closing():
-            p.transport.write(p.proto.cancel(sid))
+        p.writer.send([p.proto.cancel(sid)])
 
     async def ping(self, timeout: float = 5.0) -> float:
         """One PING round trip, in seconds."""
@@ -253,7 +225,7 @@ class AsyncClient:
         waiter: asyncio.Future[None] = p.loop.create_future()
         p.pings.append(waiter)
         start = time.perf_counter()
-        p.transport.write(p.proto.ping(os.urandom(8)))
+        p.writer.send([p.proto.ping(os.urandom(8))])
         try:
             async with asyncio.timeout(timeout):
                 await waiter

@@ -18,26 +18,13 @@ from vaccel.client.connection import AsyncClient
 from vaccel.protocol.address import Address, AddressError, parse_address
 
 from vaccel import log
+from vaccel.catalogue import RESOURCE_OPS
 from vaccel.enums import OpType, PluginType
 from vaccel.errors import PluginError
 from vaccel.opargs import CHECKERS
 from vaccel.plugin import Impl, Plugin
 from vaccel.resource import Resource
 from vaccel.session import SessionBase
-
-#: Ops whose first argument is a resource id, translated to the agent's id.
-RESOURCE_OPS = frozenset(
-    {
-        OpType.EXEC_WITH_RESOURCE,
-        OpType.TF_SESSION_LOAD,
-        OpType.TF_SESSION_RUN,
-        OpType.TF_SESSION_DELETE,
-        OpType.TFLITE_SESSION_LOAD,
-        OpType.TFLITE_SESSION_RUN,
-        OpType.TFLITE_SESSION_DELETE,
-        OpType.TORCH_JITLOAD_FORWARD,
-    }
-)
 
 
 class _Link:

@@ -121,9 +121,13 @@ class _Ref:
     """A reference to buffer `index`, resolved by `bind` once the buffer sizes are known."""
 
     __slots__ = ("dtype", "index", "shape")
+    #: How many references were ever decoded: lets `decode_counting` tell, for free,
+    #: whether a body holds any (most small calls hold none and skip `bind`).
+    made = 0
 
     def __init__(self, index: int, dtype: np.dtype[Any] | None, shape: tuple[int, ...]) -> None:
         self.index, self.dtype, self.shape = index, dtype, shape
+        _Ref.made += 1
 
 
 class _LazyBytes:
@@ -157,12 +161,19 @@ def _ext_hook(code: int, payload: bytes) -> Any:
 
 def decode(body: bytes | memoryview) -> Any:
     """Decode a msgpack body; buffer references stay placeholders until `bind`."""
+    return decode_counting(body)[0]
+
+
+def decode_counting(body: bytes | memoryview) -> tuple[Any, bool]:
+    """Decode a msgpack body, and say whether it holds buffer references."""
+    before = _Ref.made
     try:
-        return msgpack.unpackb(body, raw=False, ext_hook=_ext_hook, strict_map_key=False)
+        value = msgpack.unpackb(body, raw=False, ext_hook=_ext_hook, strict_map_key=False)
     except Exception as exc:  # msgpack raises many types; all mean "not a valid body"
         raise ProtocolError(
             f"message body is not valid msgpack: {type(exc).__name__}: {exc}", fatal=False
         ) from None
+    return value, _Ref.made != before
 
 
 def _bind(obj: Any, data: MessageData | None, seen: list[bool]) -> Any:

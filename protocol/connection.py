@@ -31,6 +31,9 @@ from .status import Status
 
 PROTOCOL_VERSION = 1
 SCRATCH_SIZE = 256 * 1024
+# Plain ints for the hot path (IntFlag arithmetic runs in Python).
+_END, _ACK, _HAS_DATA = int(Flags.END), int(Flags.ACK), int(Flags.DATA)
+_STATUS = {int(s): s for s in Status}
 _DISCARD = memoryview(bytearray(64 * 1024))
 
 
@@ -259,7 +262,7 @@ class Connection:
         elif ftype == FrameType.PING:
             if len(payload) != 8:
                 raise ProtocolError(f"PING payload must be 8 bytes; got {len(payload)}")
-            self._events.append(Ping(payload, bool(flags & Flags.ACK)))
+            self._events.append(Ping(payload, bool(flags & _ACK)))
         else:
             raise ProtocolError(f"unknown frame type {ftype}")
 
@@ -338,12 +341,21 @@ class Connection:
         return total
 
     def _open_message(
-        self, kind: FrameType, stream_id: int, flags: int, fields: list[Any], value: Any, sizes: Any
+        self,
+        kind: FrameType,
+        stream_id: int,
+        flags: int,
+        fields: list[Any],
+        value: Any,
+        sizes: Any,
+        has_refs: bool,
     ) -> _Assembly | None:
         """Bind the body to a fresh data array; None when the message is already complete."""
-        has_data = bool(flags & Flags.DATA)
+        if sizes == [] and not flags & _HAS_DATA and not has_refs:  # the small-call fast path
+            self._complete(_Assembly(kind, stream_id, fields, value, None))
+            return None
         total = self._parse_sizes(stream_id, sizes)
-        if bool(sizes) != has_data:
+        if bool(sizes) != bool(flags & _HAS_DATA):
             raise ProtocolError(
                 "DATA flag and buffer list disagree", fatal=False, stream_id=stream_id
             )
@@ -360,7 +372,7 @@ class Connection:
     def _discard(
         self, kind: FrameType, stream_id: int, flags: int, failure: Rejected | Response
     ) -> None:
-        if flags & Flags.DATA:
+        if flags & _HAS_DATA:
             self._assemblies[stream_id] = _Assembly(
                 kind, stream_id, [], None, None, failure=failure
             )
@@ -386,7 +398,7 @@ class Connection:
                     Status.RESOURCE_EXHAUSTED,
                     fatal=False,
                 )
-            body = codec.decode(payload)
+            body, has_refs = codec.decode_counting(payload)
             if not isinstance(body, list) or len(body) != 5 or not isinstance(body[0], str):
                 raise ProtocolError(
                     "request must be [method, args, timeout_ms, metadata, sizes]", fatal=False
@@ -403,7 +415,13 @@ class Connection:
             self.open_streams.add(stream_id)
             try:
                 self._open_message(
-                    FrameType.REQUEST, stream_id, flags, [method, timeout_ms, metadata], args, sizes
+                    FrameType.REQUEST,
+                    stream_id,
+                    flags,
+                    [method, timeout_ms, metadata],
+                    args,
+                    sizes,
+                    has_refs,
                 )
             except ProtocolError:
                 self.open_streams.discard(stream_id)
@@ -422,16 +440,22 @@ class Connection:
             raise ProtocolError(f"RESPONSE for stream {stream_id}, which this client never opened")
         known = stream_id in self.open_streams
         try:
-            body = codec.decode(payload)
+            body, has_refs = codec.decode_counting(payload)
             if not isinstance(body, list) or len(body) != 5 or not isinstance(body[0], int):
                 raise ProtocolError(
                     "response must be [status, message, errno, result, sizes]", fatal=False
                 )
             status, message, errno_, result, sizes = body
-            fields = [Status.coerce(status), str(message), errno_ if isinstance(errno_, int) else 0]
+            fields = [
+                _STATUS.get(status, Status.UNKNOWN),
+                message if isinstance(message, str) else str(message),
+                errno_ if isinstance(errno_, int) else 0,
+            ]
             if not known:  # answered after we gave up on it (cancelled): skip it
                 raise ProtocolError("stale response", Status.CANCELLED, fatal=False)
-            self._open_message(FrameType.RESPONSE, stream_id, flags, fields, result, sizes)
+            self._open_message(
+                FrameType.RESPONSE, stream_id, flags, fields, result, sizes, has_refs
+            )
         except ProtocolError as exc:
             if exc.fatal:
                 raise
@@ -440,7 +464,7 @@ class Connection:
             )
             if known:
                 self._discard(FrameType.RESPONSE, stream_id, flags, failure)
-            elif flags & Flags.DATA:
+            elif flags & _HAS_DATA:
                 self._assemblies[stream_id] = _Assembly(
                     FrameType.RESPONSE, stream_id, [], None, None, failure=None
                 )
@@ -456,7 +480,7 @@ class Connection:
                 f"DATA frames for stream {stream_id} overrun the "
                 f"{asm.data.total} bytes its message announced"
             )
-        self._asm, self._left, self._end = asm, length, bool(flags & Flags.END)
+        self._asm, self._left, self._end = asm, length, bool(flags & _END)
         if not length:
             self._data_frame_done()
 

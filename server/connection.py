@@ -14,16 +14,13 @@ from vaccel.protocol.status import Status
 
 from vaccel import log
 from vaccel.errors import VaccelError, status_of
+from vaccel.framewriter import FrameWriter
 
 from .dispatch import Later, dispatch
 from .sessions import OwnedObjects
 
 if TYPE_CHECKING:
     from .agent import Agent
-
-#: A response carrying more than this many bytes is written in steps that respect
-#: the transport's flow control, so memory stays bounded.
-BIG_WRITE = 1 << 20
 
 
 class AgentConnection(asyncio.BufferedProtocol):
@@ -37,8 +34,7 @@ class AgentConnection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.peer = "?"
-        self._paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self.writer: FrameWriter | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
         self.closing = False
 
@@ -47,6 +43,8 @@ class AgentConnection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         self.loop = asyncio.get_running_loop()
+        self.writer = FrameWriter(self.loop)
+        self.writer.attach(transport)
         self.peer = str(transport.get_extra_info("peername") or "local")
         if not self.agent.connection_opened(self):
             self._fatal(
@@ -84,21 +82,17 @@ class AgentConnection(asyncio.BufferedProtocol):
             self._handshake_timer.cancel()
         for task in self.tasks.values():
             task.cancel()
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                waiter.set_exception(ConnectionResetError("connection lost"))
-        self._drain_waiters.clear()
+        if self.writer is not None:
+            self.writer.connection_lost(exc or ConnectionResetError("connection lost"))
         self.agent.connection_closed(self, self.owned.close())
 
     def pause_writing(self) -> None:
-        self._paused = True
+        if self.writer is not None:
+            self.writer.pause_writing()
 
     def resume_writing(self) -> None:
-        self._paused = False
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drain_waiters.clear()
+        if self.writer is not None:
+            self.writer.resume_writing()
 
     # ------------------------------------------------------------------ protocol events
 
@@ -116,12 +110,16 @@ class AgentConnection(asyncio.BufferedProtocol):
             if self._handshake_timer is not None:
                 self._handshake_timer.cancel()
                 self._handshake_timer = None
-            transport.write(self.proto.hello())
+            self._send(self.proto.hello())
         elif isinstance(event, Ping):
             if not event.ack:
-                transport.write(self.proto.ping(event.payload, ack=True))
+                self._send(self.proto.ping(event.payload, ack=True))
         elif isinstance(event, GoAway):
             transport.close()
+
+    def _send(self, frame: bytes) -> None:
+        if self.writer is not None:
+            self.writer.send([frame])
 
     def _request(self, req: Request) -> None:
         try:
@@ -192,47 +190,20 @@ class AgentConnection(asyncio.BufferedProtocol):
 
     def _reply(self, sid: int, result: Any) -> None:
         chunks = self._encode(sid, result)
-        if chunks is not None and self.transport is not None and not self.closing:
-            self._write_small(chunks)
-
-    def _write_small(self, chunks: list[Buffer]) -> None:
-        """One write call: uvloop sends a write() at once but queues writelines()."""
-        assert self.transport is not None
-        self.transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if chunks is not None and self.writer is not None:
+            self.writer.send(chunks)
 
     async def _reply_big(self, sid: int, result: Any) -> None:
         chunks = self._encode(sid, result)
-        if chunks is None or self.transport is None or self.closing:
-            return
-        await self.write_flow(chunks)
-
-    async def write_flow(self, chunks: list[Buffer]) -> None:
-        """Write frames, waiting whenever the transport asks us to pause."""
-        transport = self.transport
-        assert transport is not None and self.loop is not None
-        batch: list[Buffer] = []
-        size = 0
-        for chunk in chunks:
-            batch.append(chunk)
-            size += len(chunk) if isinstance(chunk, bytes) else memoryview(chunk).nbytes
-            if size >= BIG_WRITE:
-                transport.writelines(batch)
-                batch, size = [], 0
-                if self._paused:
-                    waiter = self.loop.create_future()
-                    self._drain_waiters.append(waiter)
-                    await waiter
-                if self.closing:
-                    return
-        if batch:
-            transport.writelines(batch)
+        if chunks is not None and self.writer is not None:
+            await self.writer.send_large(chunks)
 
     def _reply_error(self, sid: int, exc: VaccelError) -> None:
         self._reply_status(sid, Status(status_of(exc)), exc.message, exc.code)
 
     def _reply_status(self, sid: int, status: Status, message: str, errno: int) -> None:
-        if self.transport is not None and not self.closing:
-            self._write_small(self.proto.response(sid, status, message, errno))
+        if self.writer is not None:
+            self.writer.send(self.proto.response(sid, status, message, errno))
 
     # ------------------------------------------------------------------ ending
 
@@ -242,9 +213,8 @@ class AgentConnection(asyncio.BufferedProtocol):
 
     def goaway(self, status: Status, message: str) -> None:
         """Tell the peer why, then close (used for protocol errors and shutdown)."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(self.proto.goaway(status, message))
-            self.transport.close()
+        if self.writer is not None:
+            self.writer.close_with(self.proto.goaway(status, message))
         self.closing = True
 
     def _handshake_timed_out(self) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from vaccel import opargs
-from vaccel.catalogue import CATALOGUE
+from vaccel.catalogue import CATALOGUE, RESOURCE_OPS
 from vaccel.enums import OpType
 from vaccel.errors import BadArgumentError, NotFoundError, NotSupportedError, VaccelError
 from vaccel.runtime import Runtime
@@ -37,13 +37,16 @@ def _args(args: Any, n: int, method: str) -> list[Any]:
     return args
 
 
+_OPS = {int(op): op for op in OpType}
+
+
 def _op(owned: OwnedObjects, args: Any) -> Any:
     sid, op_num, op_args = _args(args, 3, "op")
     session = owned.session(sid)
     try:
-        op = OpType(op_num)
+        op = _OPS[op_num]
         checker = opargs.CHECKERS[op]
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise NotSupportedError(
             message=f"op {op_num!r} is not an operation this agent knows"
         ) from None
@@ -53,16 +56,7 @@ def _op(owned: OwnedObjects, args: Any) -> Any:
         checked = checker(*op_args)
     except TypeError as exc:  # wrong number of arguments
         raise BadArgumentError(message=f"{CATALOGUE[op].method}: {exc}") from None
-    if op in (
-        OpType.EXEC_WITH_RESOURCE,
-        OpType.TF_SESSION_LOAD,
-        OpType.TF_SESSION_RUN,
-        OpType.TF_SESSION_DELETE,
-        OpType.TFLITE_SESSION_LOAD,
-        OpType.TFLITE_SESSION_RUN,
-        OpType.TFLITE_SESSION_DELETE,
-        OpType.TORCH_JITLOAD_FORWARD,
-    ):
+    if op in RESOURCE_OPS:
         session.resource(checked[0])
     if not session.opened:
         return Later(session.run_op(op, checked))

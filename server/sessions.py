@@ -65,7 +65,11 @@ class OwnedObjects:
                 message=f"resources of this connection would hold {self.resource_bytes + size} "
                 f"bytes; the limit is {self.max_resource_bytes}"
             )
-        if isinstance(type_, bool) or not isinstance(type_, int) or type_ not in {int(t) for t in ResourceType}:
+        if (
+            isinstance(type_, bool)
+            or not isinstance(type_, int)
+            or type_ not in {int(t) for t in ResourceType}
+        ):
             raise BadArgumentError(message=f"resource type {type_!r} is not a ResourceType")
         resource = Resource(None, ResourceType(type_), blobs=blobs, names=names or None)
         self.resources[resource.id] = resource

@@ -35,13 +35,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 class SpawnedAgent:
     """A running agent process; `stop` sends SIGTERM and returns its exit status."""
 
-    def __init__(self, addresses: list[str], env: Mapping[str, str],
-                 echo: bool = False) -> None:
+    def __init__(self, addresses: list[str], env: Mapping[str, str], echo: bool = False) -> None:
         args = [agent_command()]
         for address in addresses:
             args += ["-a", address]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, env=dict(env))
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(env)
+        )
         self.addresses: list[str] = []
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
@@ -54,8 +54,7 @@ class SpawnedAgent:
                 return
         self.proc.wait(5)
         self.proc.stdout.close()
-        raise RuntimeError(f"vaccel-agent exited with status {self.proc.returncode} "
-                           "before serving")
+        raise RuntimeError(f"vaccel-agent exited with status {self.proc.returncode} before serving")
 
     @property
     def pid(self) -> int:

@@ -131,6 +131,7 @@ async def _throughput(sessions: list[AsyncSession], in_flight: int, seconds: flo
         while time.perf_counter() < stop:
             await s.noop()
             done += 1
+
     start = time.perf_counter()
     await asyncio.gather(*(worker(s) for s in sessions for _ in range(in_flight)))
     return done / (time.perf_counter() - start)
@@ -157,10 +158,15 @@ async def _many_clients(address: str, clients: int) -> dict[str, Any]:
                 await client.close()
         except Exception:
             errors += 1
+
     await asyncio.gather(*(one(i) for i in range(clients)))
-    return {"clients": clients, "errors": errors, "wrong": wrong,
-            "p50_ms": _pct(latencies, 0.5) * 1e3 if latencies else None,
-            "p99_ms": _pct(latencies, 0.99) * 1e3 if latencies else None}
+    return {
+        "clients": clients,
+        "errors": errors,
+        "wrong": wrong,
+        "p50_ms": _pct(latencies, 0.5) * 1e3 if latencies else None,
+        "p99_ms": _pct(latencies, 0.99) * 1e3 if latencies else None,
+    }
 
 
 def _one_ms_matrix() -> tuple[int, float]:
@@ -190,10 +196,14 @@ async def _run(quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {"quick": quick}
     scale = 0.2 if quick else 1.0
     tmp = tempfile.mkdtemp(prefix="vaccel-bench.")
-    agent = SpawnedAgent(["tcp://127.0.0.1:0", f"unix://{tmp}/agent.sock"],
-                         clean_env(VACCEL_PLUGINS="numpy"))
-    peer = subprocess.Popen([sys.executable, "-m", "vaccel.benchpeer", f"{tmp}/echo.sock"],
-                            stdout=subprocess.PIPE, text=True)
+    agent = SpawnedAgent(
+        ["tcp://127.0.0.1:0", f"unix://{tmp}/agent.sock"], clean_env(VACCEL_PLUGINS="numpy")
+    )
+    peer = subprocess.Popen(
+        [sys.executable, "-m", "vaccel.benchpeer", f"{tmp}/echo.sock"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert peer.stdout is not None
         peers = {}
@@ -201,8 +211,10 @@ async def _run(quick: bool) -> dict[str, Any]:
             _, kind, addr = peer.stdout.readline().split()
             peers[kind + ":" + addr.split(":")[0]] = addr
         tcp, unix = agent.addresses
-        runtimes = {name: Runtime(Config(plugins="rpc", rpc_address=addr, log_level=0))
-                    for name, addr in (("tcp", tcp), ("unix", unix))}
+        runtimes = {
+            name: Runtime(Config(plugins="rpc", rpc_address=addr, log_level=0))
+            for name, addr in (("tcp", tcp), ("unix", unix))
+        }
         count = int(5000 * scale)
 
         # 1. sequential noop latency vs raw ping-pong of the same size, same transport.
@@ -217,10 +229,13 @@ async def _run(quick: bool) -> dict[str, Any]:
             with Session(runtime=runtime) as ss:
                 sync = _sync_times(ss.noop, count // 2)
             latency[name] = {
-                "rpc_p50_us": _pct(rpc, 0.5) * 1e6, "rpc_p99_us": _pct(rpc, 0.99) * 1e6,
-                "base_p50_us": _pct(base, 0.5) * 1e6, "base_p99_us": _pct(base, 0.99) * 1e6,
+                "rpc_p50_us": _pct(rpc, 0.5) * 1e6,
+                "rpc_p99_us": _pct(rpc, 0.99) * 1e6,
+                "base_p50_us": _pct(base, 0.5) * 1e6,
+                "base_p99_us": _pct(base, 0.99) * 1e6,
                 "ratio_p50": _pct(rpc, 0.5) / _pct(base, 0.5),
-                "sync_session_p50_us": _pct(sync, 0.5) * 1e6}
+                "sync_session_p50_us": _pct(sync, 0.5) * 1e6,
+            }
         results["latency"] = latency
 
         # 2. calls/s with many in flight on one connection, then on 8 connections.
@@ -254,8 +269,11 @@ async def _run(quick: bool) -> dict[str, Any]:
                 t = min(times) if repeat < 5 else statistics.median(times)
                 moved = 3 * a.nbytes
                 base_t = _bulk(peers["bulk:tcp"], 2 * a.nbytes, a.nbytes, repeat)
-                bandwidth[label] = {"rpc_MBps": moved / t / 1e6, "base_MBps": moved / base_t / 1e6,
-                                    "ratio": base_t / t}
+                bandwidth[label] = {
+                    "rpc_MBps": moved / t / 1e6,
+                    "base_MBps": moved / base_t / 1e6,
+                    "ratio": base_t / t,
+                }
                 if n >= 1 << 24:
                     peak = _peak_rss(agent.pid)
                     bandwidth[label]["agent_peak_rss_MiB"] = peak / 2**20
@@ -275,9 +293,12 @@ async def _run(quick: bool) -> dict[str, Any]:
         async with AsyncSession(runtime=runtimes["tcp"]) as s:
             await _timed(lambda: s.fpga_mmult(a, a), 30)
             remote_t = statistics.median(await _timed(lambda: s.fpga_mmult(a, a), 300))
-        results["one_ms_op"] = {"op": f"fpga_mmult {n}x{n}", "local_ms": local_t * 1e3,
-                                "remote_ms": remote_t * 1e3,
-                                "overhead": remote_t / local_t - 1}
+        results["one_ms_op"] = {
+            "op": f"fpga_mmult {n}x{n}",
+            "local_ms": local_t * 1e3,
+            "remote_ms": remote_t * 1e3,
+            "overhead": remote_t / local_t - 1,
+        }
         for r in runtimes.values():
             r.close()
     finally:
@@ -297,16 +318,27 @@ def floors(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
     o = r["one_ms_op"]["overhead"]
     return [
         ("noop p50 <= 1.5x raw ping-pong (tcp)", f"{lat:.2f}x", lat <= 1.5),
-        ("noop p50 <= 1.5x raw ping-pong (unix)", f"{r['latency']['unix']['ratio_p50']:.2f}x",
-         r["latency"]["unix"]["ratio_p50"] <= 1.5),
-        (">= 50,000 noop calls/s, 64 in flight", f"{r['calls_per_s']['1conn_64']:,.0f}/s",
-         r["calls_per_s"]["1conn_64"] >= 50_000),
+        (
+            "noop p50 <= 1.5x raw ping-pong (unix)",
+            f"{r['latency']['unix']['ratio_p50']:.2f}x",
+            r["latency"]["unix"]["ratio_p50"] <= 1.5,
+        ),
+        (
+            ">= 50,000 noop calls/s, 64 in flight",
+            f"{r['calls_per_s']['1conn_64']:,.0f}/s",
+            r["calls_per_s"]["1conn_64"] >= 50_000,
+        ),
         ("64 Mi vadd >= 60% of raw socket bandwidth", f"{v64['ratio']:.0%}", v64["ratio"] >= 0.6),
-        ("agent peak RSS <= 3.5x payload", f"{v64.get('peak_rss_over_payload', 0):.2f}x",
-         v64.get("peak_rss_over_payload", 99) <= 3.5),
-        ("1,000 clients: no errors, p99 < 50 ms",
-         f"{c['errors'] + c['wrong']} errors, p99 {c['p99_ms'] or 0:.1f} ms",
-         c["errors"] + c["wrong"] == 0 and (c["p99_ms"] or 1e9) < 50),
+        (
+            "agent peak RSS <= 3.5x payload",
+            f"{v64.get('peak_rss_over_payload', 0):.2f}x",
+            v64.get("peak_rss_over_payload", 99) <= 3.5,
+        ),
+        (
+            "1,000 clients: no errors, p99 < 50 ms",
+            f"{c['errors'] + c['wrong']} errors, p99 {c['p99_ms'] or 0:.1f} ms",
+            c["errors"] + c["wrong"] == 0 and (c["p99_ms"] or 1e9) < 50,
+        ),
         ("remote overhead on a 1 ms op <= 5%", f"{o:.1%}", o <= 0.05),
     ]
 
@@ -314,9 +346,11 @@ def floors(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
 def render(r: dict[str, Any]) -> str:
     lines = ["latency (sequential noop, one connection)         p50        p99    baseline p50"]
     for name, v in r["latency"].items():
-        lines.append(f"  {name:<5} AsyncSession rpc                 {v['rpc_p50_us']:7.1f} us "
-                     f"{v['rpc_p99_us']:7.1f} us  {v['base_p50_us']:7.1f} us  "
-                     f"({v['ratio_p50']:.2f}x); sync Session p50 {v['sync_session_p50_us']:.1f} us")
+        lines.append(
+            f"  {name:<5} AsyncSession rpc                 {v['rpc_p50_us']:7.1f} us "
+            f"{v['rpc_p99_us']:7.1f} us  {v['base_p50_us']:7.1f} us  "
+            f"({v['ratio_p50']:.2f}x); sync Session p50 {v['sync_session_p50_us']:.1f} us"
+        )
     lines.append("noop calls/s")
     for k, v in r["calls_per_s"].items():
         lines.append(f"  {k:<12} {v:12,.0f}")
@@ -324,16 +358,24 @@ def render(r: dict[str, Any]) -> str:
     for k, v in r["vadd"].items():
         extra = ""
         if "agent_peak_rss_MiB" in v:
-            extra = (f"  agent peak RSS {v['agent_peak_rss_MiB']:.0f} MiB "
-                     f"({v['peak_rss_over_payload']:.2f}x payload)")
-        lines.append(f"  {k:<6} {v['rpc_MBps']:10,.0f} MB/s {v['base_MBps']:10,.0f} MB/s "
-                     f"({v['ratio']:.0%}){extra}")
+            extra = (
+                f"  agent peak RSS {v['agent_peak_rss_MiB']:.0f} MiB "
+                f"({v['peak_rss_over_payload']:.2f}x payload)"
+            )
+        lines.append(
+            f"  {k:<6} {v['rpc_MBps']:10,.0f} MB/s {v['base_MBps']:10,.0f} MB/s "
+            f"({v['ratio']:.0%}){extra}"
+        )
     c = r["clients"]
-    lines.append(f"{c['clients']} concurrent clients: {c['errors']} errors, {c['wrong']} wrong, "
-                 f"p50 {c['p50_ms']:.2f} ms, p99 {c['p99_ms']:.2f} ms")
+    lines.append(
+        f"{c['clients']} concurrent clients: {c['errors']} errors, {c['wrong']} wrong, "
+        f"p50 {c['p50_ms']:.2f} ms, p99 {c['p99_ms']:.2f} ms"
+    )
     o = r["one_ms_op"]
-    lines.append(f"{o['op']}: local {o['local_ms']:.3f} ms, remote {o['remote_ms']:.3f} ms, "
-                 f"overhead {o['overhead']:.1%}")
+    lines.append(
+        f"{o['op']}: local {o['local_ms']:.3f} ms, remote {o['remote_ms']:.3f} ms, "
+        f"overhead {o['overhead']:.1%}"
+    )
     lines.append("floors")
     for name, figure, ok in floors(r):
         lines.append(f"  [{'ok' if ok else 'MISS'}] {name}: {figure}")
@@ -341,8 +383,11 @@ def render(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vaccel bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="vaccel bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quick", action="store_true", help="smaller counts (a smoke run)")
     ns = parser.parse_args(argv)

@@ -68,3 +68,18 @@ def op_title(op: OpType) -> str:
     """vAccel's display name of an op (falls back to the enum name)."""
     spec = CATALOGUE.get(op)
     return spec.title if spec else op.name
+
+
+#: Ops whose first argument is a registered resource (its id on the wire).
+RESOURCE_OPS = frozenset(
+    {
+        OpType.EXEC_WITH_RESOURCE,
+        OpType.TF_SESSION_LOAD,
+        OpType.TF_SESSION_RUN,
+        OpType.TF_SESSION_DELETE,
+        OpType.TFLITE_SESSION_LOAD,
+        OpType.TFLITE_SESSION_RUN,
+        OpType.TFLITE_SESSION_DELETE,
+        OpType.TORCH_JITLOAD_FORWARD,
+    }
+)

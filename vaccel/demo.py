@@ -21,12 +21,16 @@ def main() -> int:
     address = agent.addresses[0]
     vaccel = Path(sys.executable).parent / "vaccel"
     try:
-        print(f"$ VACCEL_PLUGINS=vsock VACCEL_VSOCK={address} VACCEL_DEBUG_LEVEL=4 "
-              "vaccel example pynq_vector_add_generic", flush=True)
+        print(
+            f"$ VACCEL_PLUGINS=vsock VACCEL_VSOCK={address} VACCEL_DEBUG_LEVEL=4 "
+            "vaccel example pynq_vector_add_generic",
+            flush=True,
+        )
         env = clean_env(VACCEL_PLUGINS="vsock", VACCEL_VSOCK=address, VACCEL_DEBUG_LEVEL="4")
         command = str(vaccel) if vaccel.exists() else (shutil.which("vaccel") or "vaccel")
-        return subprocess.run([command, "example", "pynq_vector_add_generic"], env=env,
-                              check=False).returncode
+        return subprocess.run(
+            [command, "example", "pynq_vector_add_generic"], env=env, check=False
+        ).returncode
     finally:
         status = agent.stop()
         print(f"agent stopped (exit status {status})", flush=True)
