@@ -14,22 +14,19 @@ import socket
 import time
 from typing import Any
 
+from vaccel.client.blocking import encode_error, response_error
 from vaccel.protocol.address import Address, AddressError, parse_address
 from vaccel.protocol.codec import EncodeError
 from vaccel.protocol.connection import Connection, GoAway, Hello, Ping, Response
 from vaccel.protocol.errors import ProtocolError
-from vaccel.protocol.status import Status
 
-from vaccel.framewriter import FrameWriter
 from vaccel.errors import (
     BadArgumentError,
-    CancelledError,
     DeadlineExceededError,
-    ResourceExhaustedError,
     UnavailableError,
     VaccelError,
-    error_from_status,
 )
+from vaccel.framewriter import FrameWriter
 
 
 class _ClientProtocol(asyncio.BufferedProtocol):
@@ -177,13 +174,7 @@ class AsyncClient:
         try:
             sid, chunks = p.proto.request(method, args, timeout, metadata)
         except EncodeError as exc:
-            message = str(exc)
-            cls = (
-                ResourceExhaustedError
-                if "at most" in message or "limit" in message
-                else BadArgumentError
-            )
-            raise cls(message=f"{method}: {message}") from None
+            raise encode_error(method, exc) from None
         fut: asyncio.Future[Response] = p.loop.create_future()
         p.pending[sid] = fut
         try:
@@ -206,9 +197,7 @@ class AsyncClient:
             self._abandon(sid)
             raise
         if resp.status:
-            if resp.status == Status.CANCELLED:
-                raise CancelledError(message=resp.message)
-            raise error_from_status(int(resp.status), resp.errno, resp.message)
+            raise response_error(resp)
         return resp.result
 
     def _abandon(self, sid: int) -> None:

@@ -1,0 +1,188 @@
+"""The blocking client: the same sans-IO protocol over a plain socket, for sync callers.
+
+A synchronous Session gains nothing from an event loop: a call is a send and a receive.
+Driving `vaccel.protocol.Connection` straight from `sendall`/`recv_into` costs one
+syscall each way, with no thread hop; responses are received straight into their
+arrays (`get_buffer`). Calls on one connection are serialised by a lock, so threads may
+share it; a call that passes its deadline sends CANCEL, and the late answer is skipped.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+from vaccel.protocol.address import Address, AddressError, parse_address
+from vaccel.protocol.codec import EncodeError
+from vaccel.protocol.connection import Connection, GoAway, Hello, Response
+from vaccel.protocol.errors import ProtocolError
+from vaccel.protocol.status import Status
+
+from vaccel.errors import (
+    BadArgumentError,
+    CancelledError,
+    DeadlineExceededError,
+    ResourceExhaustedError,
+    UnavailableError,
+    VaccelError,
+    error_from_status,
+)
+
+
+def open_socket(address: Address, timeout: float) -> socket.socket:
+    """A connected stream socket for any address kind (TCP_NODELAY on TCP)."""
+    if address.scheme == "tcp":
+        sock = socket.create_connection((address.host, address.port), timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    family = socket.AF_UNIX if address.scheme == "unix" else getattr(socket, "AF_VSOCK", None)
+    if family is None:
+        raise OSError("AF_VSOCK is not supported on this platform")
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(address.path if address.scheme == "unix" else (address.cid, address.port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def encode_error(method: str, exc: EncodeError) -> VaccelError:
+    """The error for a request that cannot be sent (too large, or an unsendable value)."""
+    message = str(exc)
+    cls = ResourceExhaustedError if "limit" in message or "at most" in message else BadArgumentError
+    return cls(message=f"{method}: {message}")
+
+
+def response_error(resp: Response) -> VaccelError:
+    """The error a failed response stands for."""
+    if resp.status == Status.CANCELLED:
+        return CancelledError(message=resp.message)
+    return error_from_status(int(resp.status), resp.errno, resp.message)
+
+
+class BlockingClient:
+    """One connection to an agent, used by synchronous code."""
+
+    def __init__(self, address: str | Address, timeout: float = 10.0) -> None:
+        try:
+            self.address = parse_address(address) if isinstance(address, str) else address
+        except AddressError as exc:
+            raise BadArgumentError(message=str(exc)) from None
+        self.proto = Connection(client=True, agent="pyvaccel-client/0.1.0")
+        self._lock = threading.Lock()
+        self.error: VaccelError | None = None
+        try:
+            self.sock = open_socket(self.address, timeout)
+        except TimeoutError:
+            raise UnavailableError(
+                message=f"agent at {self.address} did not answer within {timeout:g} s"
+            ) from None
+        except OSError as exc:
+            raise UnavailableError(
+                message=f"cannot reach the agent at {self.address}: {exc.strerror or exc}"
+            ) from None
+        try:
+            self._send([self.proto.hello()])
+            self.peer: Hello = self._wait(
+                lambda e: isinstance(e, Hello), time.monotonic() + timeout
+            )
+        except BaseException:
+            self.sock.close()
+            raise
+
+    @property
+    def closed(self) -> bool:
+        return self.error is not None
+
+    def _broken(self, message: str) -> UnavailableError:
+        self.error = UnavailableError(message=message)
+        self.sock.close()
+        return self.error
+
+    def _send(self, chunks: list[Any]) -> None:
+        try:
+            if len(chunks) <= 8:
+                self.sock.sendall(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            else:
+                for chunk in chunks:
+                    self.sock.sendall(chunk)
+        except OSError as exc:
+            raise self._broken(
+                f"connection to the agent at {self.address} was lost: {exc}"
+            ) from None
+
+    def _wait(self, match: Any, deadline: float | None) -> Any:
+        """Receive until an event satisfies `match`; raises on deadline or loss."""
+        while True:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.sock.settimeout(left)
+            else:
+                self.sock.settimeout(None)
+            try:
+                n = self.sock.recv_into(self.proto.get_buffer())
+            except TimeoutError:
+                raise
+            except OSError as exc:
+                raise self._broken(
+                    f"connection to the agent at {self.address} was lost: {exc}"
+                ) from None
+            if not n:
+                raise self._broken(f"connection to the agent at {self.address} was lost")
+            try:
+                events = self.proto.buffer_updated(n)
+            except ProtocolError as exc:
+                raise self._broken(
+                    f"agent at {self.address} broke the protocol: {exc.message}"
+                ) from None
+            for event in events:
+                if isinstance(event, GoAway):
+                    raise self._broken(
+                        f"agent at {self.address} closed the connection: "
+                        f"{event.message} ({event.status.name})"
+                    )
+                if match(event):
+                    return event
+
+    def call(
+        self,
+        method: str,
+        args: Any,
+        timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Any:
+        """Send one request and wait for its answer (or its deadline)."""
+        with self._lock:
+            if self.error is not None:
+                raise self.error
+            try:
+                sid, chunks = self.proto.request(method, args, timeout, metadata)
+            except EncodeError as exc:
+                raise encode_error(method, exc) from None
+            deadline = None if timeout is None else time.monotonic() + timeout
+            self._send(chunks)
+            try:
+                resp: Response = self._wait(
+                    lambda e: type(e) is Response and e.stream_id == sid, deadline
+                )
+            except TimeoutError:
+                self.proto.forget(sid)
+                self._send([self.proto.cancel(sid)])
+                raise DeadlineExceededError(
+                    message=f"{method} did not finish within {timeout:g} s"
+                ) from None
+            if resp.status:
+                raise response_error(resp)
+            return resp.result
+
+    def close(self) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = UnavailableError(message="client closed")
+                self.sock.close()
