@@ -23,8 +23,9 @@ $(PYNQ_STAMP): pyproject.toml
 	$(PYNQ_VENV)/bin/python -m pip install -q -e '.[dev,pynq]'
 	touch $(PYNQ_STAMP)
 
-test: $(STAMP)
+test: $(STAMP) $(PYNQ_STAMP)
 	$(PY) -m pytest -q
+	$(PYNQ_VENV)/bin/python -m pytest -q tests/test_pynq.py tests/test_pynq_agent.py
 
 test-pynq: $(PYNQ_STAMP)
 	$(PYNQ_VENV)/bin/python -m pytest -q tests/test_pynq.py tests/test_pynq_agent.py

@@ -65,6 +65,8 @@ class Config:
     agent_endpoint: str = DEFAULT_AGENT_ENDPOINT
     exec_allow: list[str] = field(default_factory=list)
     rpc_timeout: float | None = None
+    #: Every VACCEL_* variable: plugins read their own settings here (VACCEL_PYNQ_*).
+    env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.plugins, str):
@@ -92,4 +94,5 @@ class Config:
             agent_endpoint=env.get("VACCEL_AGENT_ENDPOINT") or DEFAULT_AGENT_ENDPOINT,
             exec_allow=[a for a in allow.replace(",", " ").split() if a],
             rpc_timeout=_float_var(env, "VACCEL_RPC_TIMEOUT"),
+            env={k: v for k, v in env.items() if k.startswith("VACCEL_")},
         )
