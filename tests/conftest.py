@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from vaccel.server.spawn import clean_env
 
 from vaccel import Config, Runtime
 
@@ -34,10 +34,7 @@ def make_runtime() -> Iterator[object]:
 
 def tool_env(**extra: str) -> dict[str, str]:
     """The environment for a child process: ours, minus VACCEL_*, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VACCEL_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
+    return clean_env(**extra)
 
 
 _TIMESTAMP = re.compile(r"^\d{4}\.\d\d\.\d\d-\d\d:\d\d:\d\d\.\d\d - ")

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import VENV_BIN, tool_env
+from vaccel.plugins.pynq.registers import AP_DONE, AP_IDLE, AP_START, CTRL, VADD
+from vaccel.plugins.pynq.sim import SimBoard
 
 from vaccel import Config, Runtime, Session
 from vaccel.errors import DeadlineExceededError, NotSupportedError, PluginError
-from vaccel.plugins.pynq.registers import AP_DONE, AP_IDLE, AP_START, CTRL, VADD
-from vaccel.plugins.pynq.sim import SimBoard
 
 HAS_PYNQ = importlib.util.find_spec("pynq") is not None
 F32 = np.float32
@@ -29,8 +29,9 @@ def sim() -> Iterator[Any]:
     made: list[Runtime] = []
 
     def factory(**env: str) -> Runtime:
-        runtime = Runtime(Config(plugins="pynq", log_level=0,
-                                 env={"VACCEL_PYNQ_BOARD": "sim", **env}))
+        runtime = Runtime(
+            Config(plugins="pynq", log_level=0, env={"VACCEL_PYNQ_BOARD": "sim", **env})
+        )
         made.append(runtime)
         return runtime
 
@@ -72,8 +73,7 @@ def test_mmult_matches_numpy(sim: Any, n: int) -> None:
 def test_seed_vector_add_on_the_model(sim: Any) -> None:
     with Session(runtime=sim()) as s:
         out = s.fpga_vadd([5.0, 1.0, 2.1, 1.2, 5.2], [-2.2, 1.1, 6.4, 2.3, 6.1])
-    assert [f"{v:f}" for v in out] == ["2.800000", "2.100000", "8.500000", "3.500000",
-                                       "11.299999"]
+    assert [f"{v:f}" for v in out] == ["2.800000", "2.100000", "8.500000", "3.500000", "11.299999"]
 
 
 def test_chunking_and_tiling_count_runs(sim: Any) -> None:
@@ -119,20 +119,24 @@ def test_missing_core_is_a_load_error(sim: Any) -> None:
 
 
 def test_cores_can_be_renamed_or_left_out(sim: Any) -> None:
-    runtime = sim(VACCEL_PYNQ_SIM_IPS="vadd_1,mmult_0",
-                  VACCEL_PYNQ_CORES="vadd=vadd_1,arraycopy=,parallel=")
+    runtime = sim(
+        VACCEL_PYNQ_SIM_IPS="vadd_1,mmult_0", VACCEL_PYNQ_CORES="vadd=vadd_1,arraycopy=,parallel="
+    )
     with Session(runtime=runtime) as s:
         assert s.fpga_vadd([1.0], [1.0]) == [2.0]
         with pytest.raises(NotSupportedError, match="pynq"):
             s.fpga_arraycopy([1])
 
 
-@pytest.mark.parametrize(("env", "words"), [
-    ({"VACCEL_PYNQ_CORES": "fft=fft_0"}, "op=ip"),
-    ({"VACCEL_PYNQ_TIMEOUT": "soon"}, "not a number"),
-    ({"VACCEL_PYNQ_CHUNK": "-4"}, "positive"),
-    ({"VACCEL_PYNQ_BOARD": "zcu104"}, "expected 'pynq'"),
-])
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"VACCEL_PYNQ_CORES": "fft=fft_0"}, "op=ip"),
+        ({"VACCEL_PYNQ_TIMEOUT": "soon"}, "not a number"),
+        ({"VACCEL_PYNQ_CHUNK": "-4"}, "positive"),
+        ({"VACCEL_PYNQ_BOARD": "zcu104"}, "expected 'pynq'"),
+    ],
+)
 def test_bad_settings(sim: Any, env: dict[str, str], words: str) -> None:
     with pytest.raises(PluginError, match=words):
         sim(**env)
@@ -203,9 +207,19 @@ def test_with_pynq_but_no_device(tmp_path: Any) -> None:
 
 
 def test_vaccel_info_shows_the_plugin() -> None:
-    ok = subprocess.run([str(VENV_BIN / "vaccel"), "info"], capture_output=True, text=True,
-                        timeout=60, env=tool_env(VACCEL_PLUGINS="pynq", VACCEL_PYNQ_BOARD="sim"))
+    ok = subprocess.run(
+        [str(VENV_BIN / "vaccel"), "info"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=tool_env(VACCEL_PLUGINS="pynq", VACCEL_PYNQ_BOARD="sim"),
+    )
     assert ok.returncode == 0 and "plugin pynq" in ok.stdout and "fpga_mmult" in ok.stdout
-    bad = subprocess.run([str(VENV_BIN / "vaccel"), "info"], capture_output=True, text=True,
-                         timeout=60, env=tool_env(VACCEL_PLUGINS="pynq"))
+    bad = subprocess.run(
+        [str(VENV_BIN / "vaccel"), "info"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=tool_env(VACCEL_PLUGINS="pynq"),
+    )
     assert bad.returncode == 1 and "pynq" in bad.stderr

@@ -16,17 +16,23 @@ from vaccel import Config, Runtime, Session
 
 @pytest.fixture(scope="module")
 def agent() -> Iterator[AgentProcess]:
-    proc = start_agent("tcp://127.0.0.1:0", plugins="pynq", VACCEL_PYNQ_BOARD="sim",
-                       VACCEL_PYNQ_CHUNK="4096")
+    proc = start_agent(
+        "tcp://127.0.0.1:0", plugins="pynq", VACCEL_PYNQ_BOARD="sim", VACCEL_PYNQ_CHUNK="4096"
+    )
     yield proc
     assert proc.stop() == 0
 
 
 def test_seed_remote_vector_add_through_a_pynq_agent(agent: AgentProcess) -> None:
-    out = subprocess.run([str(VENV_BIN / "vaccel"), "example", "pynq_vector_add_generic"],
-                         capture_output=True, text=True, timeout=60,
-                         env=tool_env(VACCEL_BACKENDS="/usr/local/lib/libvaccel-vsock.so",
-                                      VACCEL_VSOCK=agent.addresses[0])).stdout.splitlines()
+    out = subprocess.run(
+        [str(VENV_BIN / "vaccel"), "example", "pynq_vector_add_generic"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=tool_env(
+            VACCEL_BACKENDS="/usr/local/lib/libvaccel-vsock.so", VACCEL_VSOCK=agent.addresses[0]
+        ),
+    ).stdout.splitlines()
     assert out[1:] == ["2.800000", "2.100000", "8.500000", "3.500000", "11.299999"]
 
 
@@ -45,6 +51,8 @@ def test_every_fpga_op_remote_matches_numpy(agent: AgentProcess) -> None:
             assert s.fpga_arraycopy(list(range(50))) == list(range(50))
             np.testing.assert_allclose(
                 s.fpga_mmult(m, m).reshape(100, 100),
-                m.reshape(100, 100).astype(np.float64) @ m.reshape(100, 100), rtol=1e-4)
+                m.reshape(100, 100).astype(np.float64) @ m.reshape(100, 100),
+                rtol=1e-4,
+            )
     finally:
         runtime.close()

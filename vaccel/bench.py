@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -236,14 +238,14 @@ def _one_ms_size(op: str, local: Session) -> int:
         fn = ONE_MS_OPS[op]
         for _ in range(3):
             fn(local, a)
-        t = statistics.median(_sync_times(lambda a=a, fn=fn: fn(local, a), 30))
+        t = statistics.median(_sync_times(functools.partial(fn, local, a), 30))
         if abs(t - 1e-3) < abs(best_t - 1e-3):
             best, best_t = n, t
     return best
 
 
 async def _one_ms_ops(runtime: Runtime) -> dict[str, Any]:
-    """Remote vs local time of ops of about 1 ms: one at a time, and 4 in flight."""
+    """Remote vs local time of ops of about 1 ms: one at a time, and 200 in flight."""
     out: dict[str, Any] = {}
     local_rt = Runtime(Config(plugins="numpy", log_level=0, exec_allow=[EXEC_ALLOW]))
     try:
@@ -252,14 +254,12 @@ async def _one_ms_ops(runtime: Runtime) -> dict[str, Any]:
                 for op, fn in ONE_MS_OPS.items():
                     n = _one_ms_size(op, local)
                     a = _operand(op, n)
-                    local_t = statistics.median(_sync_times(lambda a=a, fn=fn: fn(local, a), 200))
-                    remote_fn = ONE_MS_OPS[op]
-                    await _timed(lambda a=a, f=remote_fn: f(s, a), 20)
-                    remote_t = statistics.median(
-                        await _timed(lambda a=a, f=remote_fn: f(s, a), 200)
-                    )
+                    local_t = statistics.median(_sync_times(functools.partial(fn, local, a), 200))
+                    remote_call = functools.partial(fn, s, a)
+                    await _timed(remote_call, 20)
+                    remote_t = statistics.median(await _timed(remote_call, 200))
                     start = time.perf_counter()
-                    await asyncio.gather(*(remote_fn(s, a) for _ in range(200)))
+                    await asyncio.gather(*(fn(s, a) for _ in range(200)))
                     pipelined = (time.perf_counter() - start) / 200
                     out[op] = {
                         "size": f"{n}x{n}",
@@ -283,103 +283,96 @@ def _sync_times(fn: Callable[[], Any], count: int) -> list[float]:
     return out
 
 
-async def _run(quick: bool) -> dict[str, Any]:
-    results: dict[str, Any] = {"quick": quick}
-    scale = 0.2 if quick else 1.0
-    tmp = tempfile.mkdtemp(prefix="vaccel-bench.")
-    agent = SpawnedAgent(
-        ["tcp://127.0.0.1:0", f"unix://{tmp}/agent.sock"],
-        clean_env(VACCEL_PLUGINS="numpy", VACCEL_EXEC_ALLOW=EXEC_ALLOW),
-    )
+def _start_peer(tmp: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """The baseline servers (vaccel.benchpeer) and their addresses by kind."""
     peer = subprocess.Popen(
         [sys.executable, "-m", "vaccel.benchpeer", f"{tmp}/echo.sock"],
         stdout=subprocess.PIPE,
         text=True,
     )
-    try:
-        assert peer.stdout is not None
-        peers = {}
-        for _ in range(3):
-            _, kind, addr = peer.stdout.readline().split()
-            peers[kind + ":" + addr.split(":")[0]] = addr
-        tcp, unix = agent.addresses
-        runtimes = {
-            name: Runtime(Config(plugins="rpc", rpc_address=addr, log_level=0))
-            for name, addr in (("tcp", tcp), ("unix", unix))
-        }
-        count = int(5000 * scale)
+    assert peer.stdout is not None
+    peers = {}
+    for _ in range(3):
+        _, kind, addr = peer.stdout.readline().split()
+        peers[kind + ":" + addr.split(":")[0]] = addr
+    return peer, peers
 
-        # 1. sequential noop latency vs raw ping-pong of the same size, same transport,
-        #    in interleaved rounds so both see the same machine; then again with the
-        #    client and the servers pinned to different cores (a remote agent has its own).
-        latency: dict[str, Any] = {}
-        for placement in ("natural", "pinned"):
-            if placement == "pinned" and not _pin(agent.pid, peer.pid):
-                break
-            for name, runtime in runtimes.items():
-                latency[f"{name}_{placement}"] = await _latency(
-                    runtime, peers[f"echo:{name}"], count
-                )
-            _unpin(agent.pid, peer.pid)
-        results["latency"] = latency
 
-        # 2. calls/s with many in flight on one connection, then on 8 connections.
-        rates = {}
-        async with AsyncSession(runtime=runtimes["tcp"]) as s:
-            for n in (1, 16, 64, 256):
-                rates[f"1conn_{n}"] = await _throughput([s], n, 1.5 * scale + 0.3)
-        extra = [Runtime(Config(plugins="rpc", rpc_address=tcp, log_level=0)) for _ in range(8)]
-        sessions = [await AsyncSession(runtime=r).open() for r in extra]
-        rates["8conn_16"] = await _throughput(sessions, 16, 1.5 * scale + 0.3)
-        for sess in sessions:
-            await sess.close()
-        for r in extra:
-            r.close()
-        results["calls_per_s"] = rates
+async def _run(
+    quick: bool, agent: SpawnedAgent, peer_pid: int, peers: dict[str, str]
+) -> dict[str, Any]:
+    results: dict[str, Any] = {"quick": quick}
+    scale = 0.2 if quick else 1.0
+    tcp, unix = agent.addresses
+    runtimes = {
+        name: Runtime(Config(plugins="rpc", rpc_address=addr, log_level=0))
+        for name, addr in (("tcp", tcp), ("unix", unix))
+    }
+    count = int(5000 * scale)
 
-        # 3. vadd bandwidth vs raw sendall/recv_into; 4. the agent's peak RSS at 64 Mi.
-        bandwidth = {}
-        sizes = {"1Ki": 1 << 10, "1Mi": 1 << 20, "64Mi": 1 << 26}
-        if quick:
-            sizes["64Mi"] = 1 << 24
-        async with AsyncSession(runtime=runtimes["tcp"]) as s:
-            for label, n in sizes.items():
-                a = np.random.default_rng(1).random(n, dtype=F32)
-                b = np.random.default_rng(2).random(n, dtype=F32)
-                repeat = {"1Ki": 2000, "1Mi": 40}.get(label, 3)
-                repeat = max(2, int(repeat * scale))
-                rss_before = _peak_rss(agent.pid)
-                await s.fpga_vadd(a, b)
-                times = await _timed(lambda a=a, b=b: s.fpga_vadd(a, b), repeat)
-                t = min(times) if repeat < 5 else statistics.median(times)
-                moved = 3 * a.nbytes
-                base_t = _bulk(peers["bulk:tcp"], 2 * a.nbytes, a.nbytes, repeat)
-                bandwidth[label] = {
-                    "rpc_MBps": moved / t / 1e6,
-                    "base_MBps": moved / base_t / 1e6,
-                    "ratio": base_t / t,
-                }
-                if n >= 1 << 24:
-                    peak = _peak_rss(agent.pid)
-                    bandwidth[label]["agent_peak_rss_MiB"] = peak / 2**20
-                    bandwidth[label]["agent_rss_before_MiB"] = rss_before / 2**20
-                    bandwidth[label]["peak_rss_over_payload"] = peak / moved
-                del a, b
-        results["vadd"] = bandwidth
+    # 1. sequential noop latency vs raw ping-pong of the same size, same transport,
+    #    in interleaved rounds so both see the same machine; then again with the
+    #    client and the servers pinned to different cores (a remote agent has its own).
+    latency: dict[str, Any] = {}
+    for placement in ("natural", "pinned"):
+        if placement == "pinned" and not _pin(agent.pid, peer_pid):
+            break
+        for name, runtime in runtimes.items():
+            latency[f"{name}_{placement}"] = await _latency(runtime, peers[f"echo:{name}"], count)
+        _unpin(agent.pid, peer_pid)
+    results["latency"] = latency
 
-        # 5. 1,000 concurrent clients, each with its own connection and session.
-        results["clients"] = await _many_clients(tcp, 200 if quick else 1000)
+    # 2. calls/s with many in flight on one connection, then on 8 connections.
+    rates = {}
+    async with AsyncSession(runtime=runtimes["tcp"]) as s:
+        for n in (1, 16, 64, 256):
+            rates[f"1conn_{n}"] = await _throughput([s], n, 1.5 * scale + 0.3)
+    extra = [Runtime(Config(plugins="rpc", rpc_address=tcp, log_level=0)) for _ in range(8)]
+    sessions = [await AsyncSession(runtime=r).open() for r in extra]
+    rates["8conn_16"] = await _throughput(sessions, 16, 1.5 * scale + 0.3)
+    for sess in sessions:
+        await sess.close()
+    for r in extra:
+        r.close()
+    results["calls_per_s"] = rates
 
-        # 6. remote vs local on ops of about 1 ms.
-        results["one_ms_op"] = await _one_ms_ops(runtimes["tcp"])
-        for r in runtimes.values():
-            r.close()
-    finally:
-        agent.stop()
-        peer.terminate()
-        peer.wait(5)
-        if peer.stdout is not None:
-            peer.stdout.close()
+    # 3. vadd bandwidth vs raw sendall/recv_into; 4. the agent's peak RSS at 64 Mi.
+    bandwidth = {}
+    sizes = {"1Ki": 1 << 10, "1Mi": 1 << 20, "64Mi": 1 << 26}
+    if quick:
+        sizes["64Mi"] = 1 << 24
+    async with AsyncSession(runtime=runtimes["tcp"]) as s:
+        for label, n in sizes.items():
+            a = np.random.default_rng(1).random(n, dtype=F32)
+            b = np.random.default_rng(2).random(n, dtype=F32)
+            repeat = {"1Ki": 2000, "1Mi": 40}.get(label, 3)
+            repeat = max(2, int(repeat * scale))
+            rss_before = _peak_rss(agent.pid)
+            await s.fpga_vadd(a, b)
+            times = await _timed(functools.partial(s.fpga_vadd, a, b), repeat)
+            t = min(times) if repeat < 5 else statistics.median(times)
+            moved = 3 * a.nbytes
+            base_t = _bulk(peers["bulk:tcp"], 2 * a.nbytes, a.nbytes, repeat)
+            bandwidth[label] = {
+                "rpc_MBps": moved / t / 1e6,
+                "base_MBps": moved / base_t / 1e6,
+                "ratio": base_t / t,
+            }
+            if n >= 1 << 24:
+                peak = _peak_rss(agent.pid)
+                bandwidth[label]["agent_peak_rss_MiB"] = peak / 2**20
+                bandwidth[label]["agent_rss_before_MiB"] = rss_before / 2**20
+                bandwidth[label]["peak_rss_over_payload"] = peak / moved
+            del a, b
+    results["vadd"] = bandwidth
+
+    # 5. 1,000 concurrent clients, each with its own connection and session.
+    results["clients"] = await _many_clients(tcp, 200 if quick else 1000)
+
+    # 6. remote vs local on ops of about 1 ms.
+    results["one_ms_op"] = await _one_ms_ops(runtimes["tcp"])
+    for r in runtimes.values():
+        r.close()
     return results
 
 
@@ -469,8 +462,22 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     from .server.main import loop_factory
 
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        results = runner.run(_run(ns.quick))
+    tmp = tempfile.mkdtemp(prefix="vaccel-bench.")
+    agent = SpawnedAgent(
+        ["tcp://127.0.0.1:0", f"unix://{tmp}/agent.sock"],
+        clean_env(VACCEL_PLUGINS="numpy", VACCEL_EXEC_ALLOW=EXEC_ALLOW),
+    )
+    peer, peers = _start_peer(tmp)
+    try:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            results = runner.run(_run(ns.quick, agent, peer.pid, peers))
+    finally:
+        agent.stop()
+        peer.terminate()
+        peer.wait(5)
+        if peer.stdout is not None:
+            peer.stdout.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     results["loop"] = os.environ.get("VACCEL_LOOP", "uvloop")
     print(json.dumps(results, indent=2) if ns.json else render(results))
     return 0

@@ -10,6 +10,7 @@ nothing else. Run as `python -m vaccel.benchpeer ADDR...`; prints `ready ADDR` p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import struct
@@ -66,8 +67,6 @@ async def _main(unix_path: str) -> None:
     loop = asyncio.get_running_loop()
     tcp = await loop.create_server(_Echo, "127.0.0.1", 0)
     print(f"ready echo tcp://127.0.0.1:{tcp.sockets[0].getsockname()[1]}", flush=True)
-    if os.path.exists(unix_path):
-        os.unlink(unix_path)
     await loop.create_unix_server(_Echo, unix_path)
     print(f"ready echo unix://{unix_path}", flush=True)
     bulk = socket.create_server(("127.0.0.1", 0))
@@ -79,7 +78,7 @@ async def _main(unix_path: str) -> None:
 if __name__ == "__main__":
     import uvloop
 
-    try:
+    if os.path.exists(sys.argv[1]):
+        os.unlink(sys.argv[1])
+    with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(_main(sys.argv[1]))
-    except KeyboardInterrupt:
-        pass

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .errors import BadArgumentError
+from .errors import BadArgumentError, VaccelError
 
 DEFAULT_RPC_ADDRESS = "tcp://127.0.0.1:65500"
 DEFAULT_AGENT_ENDPOINT = "tcp://127.0.0.1:65500"
@@ -37,16 +37,22 @@ def _int_var(env: Mapping[str, str], names: tuple[str, ...], default: int, lo: i
     return value
 
 
-def _float_var(env: Mapping[str, str], name: str) -> float | None:
+def positive_setting(
+    env: Mapping[str, str],
+    name: str,
+    cast: type[float] | type[int],
+    error: type[VaccelError] = BadArgumentError,
+) -> float | None:
+    """A positive number from `env[name]` (None when unset); `error` names the variable."""
     raw = env.get(name)
     if not raw:
         return None
     try:
-        value = float(raw)
+        value = cast(raw)
     except ValueError:
-        raise BadArgumentError(message=f"{name}={raw!r} is not a number of seconds") from None
+        raise error(message=f"{name}={raw!r} is not a number") from None
     if value <= 0:
-        raise BadArgumentError(message=f"{name}={raw!r} must be a positive number of seconds")
+        raise error(message=f"{name}={raw!r} must be a positive number")
     return value
 
 
@@ -93,6 +99,6 @@ class Config:
             rpc_address=address[1] if address else DEFAULT_RPC_ADDRESS,
             agent_endpoint=env.get("VACCEL_AGENT_ENDPOINT") or DEFAULT_AGENT_ENDPOINT,
             exec_allow=[a for a in allow.replace(",", " ").split() if a],
-            rpc_timeout=_float_var(env, "VACCEL_RPC_TIMEOUT"),
+            rpc_timeout=positive_setting(env, "VACCEL_RPC_TIMEOUT", float),
             env={k: v for k, v in env.items() if k.startswith("VACCEL_")},
         )

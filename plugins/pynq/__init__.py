@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from vaccel import log
+from vaccel.config import positive_setting
 from vaccel.enums import OpType, PluginType
 from vaccel.errors import PluginError
 from vaccel.plugin import Impl, Plugin
@@ -27,23 +28,18 @@ from .board import open_board
 from .driver import BufferCache, HlsCore, mmult, stream_op
 from .registers import CORES, CoreSpec
 
-OPS = {"vadd": OpType.FPGA_VECTORADD, "arraycopy": OpType.FPGA_ARRAYCOPY,
-       "mmult": OpType.FPGA_MMULT, "parallel": OpType.FPGA_PARALLEL}
-TITLES = {"vadd": "Vector Add", "arraycopy": "Array copy", "mmult": "Matrix multiplication",
-          "parallel": "Parallel acceleration"}
-
-
-def _number(settings: dict[str, str], name: str, default: float, cast: Callable[[str], Any]) -> Any:
-    raw = settings.get(name)
-    if not raw:
-        return default
-    try:
-        value = cast(raw)
-    except ValueError:
-        raise PluginError(message=f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise PluginError(message=f"{name}={raw!r} must be positive")
-    return value
+OPS = {
+    "vadd": OpType.FPGA_VECTORADD,
+    "arraycopy": OpType.FPGA_ARRAYCOPY,
+    "mmult": OpType.FPGA_MMULT,
+    "parallel": OpType.FPGA_PARALLEL,
+}
+TITLES = {
+    "vadd": "Vector Add",
+    "arraycopy": "Array copy",
+    "mmult": "Matrix multiplication",
+    "parallel": "Parallel acceleration",
+}
 
 
 def core_names(settings: dict[str, str]) -> dict[str, str | None]:
@@ -66,8 +62,8 @@ class PynqPlugin(Plugin):
 
     def init(self) -> None:
         settings = self.config.env
-        timeout = _number(settings, "VACCEL_PYNQ_TIMEOUT", 5.0, float)
-        chunk = _number(settings, "VACCEL_PYNQ_CHUNK", 0, int)
+        timeout = positive_setting(settings, "VACCEL_PYNQ_TIMEOUT", float, PluginError) or 5.0
+        chunk = int(positive_setting(settings, "VACCEL_PYNQ_CHUNK", int, PluginError) or 0)
         names = core_names(settings)
         self.board = open_board(settings)
         overlay = self.board.overlay
@@ -99,8 +95,10 @@ class PynqPlugin(Plugin):
             raise PluginError(message="pynq: VACCEL_PYNQ_CORES leaves no core to use")
         self.cache = BufferCache(self.board.allocate)
         self.locks = {kernel: threading.Lock() for kernel in self.cores}
-        log.debug(f"[pynq] overlay loaded on {self.board.name}: "
-                  f"{', '.join(c.name for c in self.cores.values())}")
+        log.debug(
+            f"[pynq] overlay loaded on {self.board.name}: "
+            f"{', '.join(c.name for c in self.cores.values())}"
+        )
 
     def fini(self) -> None:
         self.cache.close()
@@ -123,8 +121,7 @@ class PynqPlugin(Plugin):
     def parallel(self, session: SessionBase, a: Any, b: Any) -> tuple[Any, Any]:
         self._say("parallel", session)
         with self.locks["parallel"]:
-            out = stream_op(self.cores["parallel"], self.cache, {"a": a, "b": b},
-                            ["add", "mult"])
+            out = stream_op(self.cores["parallel"], self.cache, {"a": a, "b": b}, ["add", "mult"])
         return out["add"], out["mult"]
 
     def mmult(self, session: SessionBase, a: Any, b: Any) -> Any:
@@ -133,6 +130,10 @@ class PynqPlugin(Plugin):
             return mmult(self.cores["mmult"], self.cache, np.asarray(a), np.asarray(b))
 
     def operations(self) -> dict[OpType, Impl]:
-        table = {"arraycopy": self.arraycopy, "vadd": self.vadd, "parallel": self.parallel,
-                 "mmult": self.mmult}
+        table: dict[str, Callable[..., Any]] = {
+            "arraycopy": self.arraycopy,
+            "vadd": self.vadd,
+            "parallel": self.parallel,
+            "mmult": self.mmult,
+        }
         return {OPS[k]: Impl(fn, blocking=True) for k, fn in table.items() if k in self.cores}

@@ -105,8 +105,9 @@ class HlsCore:
                 time.sleep(20e-6)
 
 
-def stream_op(core: HlsCore, cache: BufferCache, inputs: dict[str, np.ndarray[Any, Any]],
-              outputs: list[str]) -> dict[str, np.ndarray[Any, Any]]:
+def stream_op(
+    core: HlsCore, cache: BufferCache, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str]
+) -> dict[str, np.ndarray[Any, Any]]:
     """Run an element-wise core over arrays of any length, in chunks of its max_len."""
     spec = core.spec
     first = next(iter(inputs.values()))
@@ -120,7 +121,7 @@ def stream_op(core: HlsCore, cache: BufferCache, inputs: dict[str, np.ndarray[An
         bufs: dict[str, Any] = {}
         for name, array in flat.items():
             buf = cache.get(f"{core.name}.{name}", count, spec.dtype)
-            np.copyto(buf, array[start:start + count])
+            np.copyto(buf, array[start : start + count])
             buf.sync_to_device()
             bufs[name] = buf
         for name in outputs:
@@ -128,15 +129,15 @@ def stream_op(core: HlsCore, cache: BufferCache, inputs: dict[str, np.ndarray[An
         core.run(bufs, {"len": count})
         for name in outputs:
             bufs[name].sync_from_device()
-            results[name][start:start + count] = bufs[name]
+            results[name][start : start + count] = bufs[name]
     if log.enabled(log.DEBUG):
-        log.debug(f"[pynq] {core.name}: {total} elements in "
-                  f"{-(-total // spec.max_len)} run(s)")
+        log.debug(f"[pynq] {core.name}: {total} elements in {-(-total // spec.max_len)} run(s)")
     return {name: r.reshape(first.shape) for name, r in results.items()}
 
 
-def mmult(core: HlsCore, cache: BufferCache, a: np.ndarray[Any, Any],
-          b: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+def mmult(
+    core: HlsCore, cache: BufferCache, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
     """C = A @ B for square n x n matrices, tile by tile (tiles of the core's max n)."""
     n = round(a.size**0.5)
     t = min(core.spec.max_len, n)
@@ -156,13 +157,13 @@ def mmult(core: HlsCore, cache: BufferCache, a: np.ndarray[Any, Any],
             tc.sync_from_device()
             rows = min(t, n - i * t)
             cols = min(t, n - j * t)
-            C[i * t:i * t + rows, j * t:j * t + cols] = tc.reshape(t, t)[:rows, :cols]
+            C[i * t : i * t + rows, j * t : j * t + cols] = tc.reshape(t, t)[:rows, :cols]
     return C.reshape(a.shape)
 
 
 def _load_tile(buf: Any, M: np.ndarray[Any, Any], bi: int, bj: int, t: int) -> None:
     """Copy tile (bi, bj) of M into buf (t x t, zero-padded at the edges), then flush."""
-    tile = M[bi * t:(bi + 1) * t, bj * t:(bj + 1) * t]
+    tile = M[bi * t : (bi + 1) * t, bj * t : (bj + 1) * t]
     view = np.asarray(buf).reshape(t, t)
     if tile.shape != (t, t):
         view[...] = 0

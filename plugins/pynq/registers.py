@@ -38,15 +38,27 @@ class CoreSpec:
         return f"{self.kernel}_0"
 
 
-VADD = CoreSpec("vadd", {"a": 0x10, "b": 0x1C, "c": 0x28}, {"len": 0x34},
-                np.dtype(np.float32), 1 << 22)
-ARRAYCOPY = CoreSpec("arraycopy", {"in": 0x10, "out": 0x1C}, {"len": 0x28},
-                     np.dtype(np.int32), 1 << 22)
-PARALLEL = CoreSpec("parallel", {"a": 0x10, "b": 0x1C, "add": 0x28, "mult": 0x34},
-                    {"len": 0x40}, np.dtype(np.float32), 1 << 22)
+VADD = CoreSpec(
+    "vadd", {"a": 0x10, "b": 0x1C, "c": 0x28}, {"len": 0x34}, np.dtype(np.float32), 1 << 22
+)
+ARRAYCOPY = CoreSpec(
+    "arraycopy", {"in": 0x10, "out": 0x1C}, {"len": 0x28}, np.dtype(np.int32), 1 << 22
+)
+PARALLEL = CoreSpec(
+    "parallel",
+    {"a": 0x10, "b": 0x1C, "add": 0x28, "mult": 0x34},
+    {"len": 0x40},
+    np.dtype(np.float32),
+    1 << 22,
+)
 #: mmult computes one n x n tile product (n <= 64) into on-chip memory, optionally
 #: adding the result already in C: larger matrices are multiplied tile by tile.
-MMULT = CoreSpec("mmult", {"a": 0x10, "b": 0x1C, "c": 0x28}, {"n": 0x34, "accumulate": 0x3C},
-                 np.dtype(np.float32), 64)
+MMULT = CoreSpec(
+    "mmult",
+    {"a": 0x10, "b": 0x1C, "c": 0x28},
+    {"n": 0x34, "accumulate": 0x3C},
+    np.dtype(np.float32),
+    64,
+)
 
 CORES: dict[str, CoreSpec] = {c.kernel: c for c in (VADD, ARRAYCOPY, PARALLEL, MMULT)}

@@ -51,7 +51,7 @@ class SimMemory:
         off = address - BASE_ADDRESS
         for start, size in self.regions.items():
             if start <= off and off + nbytes <= start + size:
-                return self.device[off:off + nbytes]
+                return self.device[off : off + nbytes]
         return None
 
 
@@ -65,12 +65,12 @@ class SimBuffer(np.ndarray):  # type: ignore[type-arg]
     def sync_to_device(self) -> None:
         assert self._memory is not None
         raw = np.ascontiguousarray(self).view(np.uint8).reshape(-1)
-        self._memory.device[self._offset:self._offset + raw.size] = raw
+        self._memory.device[self._offset : self._offset + raw.size] = raw
 
     def sync_from_device(self) -> None:
         assert self._memory is not None
         raw = self.view(np.uint8).reshape(-1)
-        raw[...] = self._memory.device[self._offset:self._offset + raw.size]
+        raw[...] = self._memory.device[self._offset : self._offset + raw.size]
 
     def freebuffer(self) -> None:
         if self._memory is not None:
@@ -117,8 +117,9 @@ class SimCore:
         nbytes = count * self.spec.dtype.itemsize
         region = self.memory.region(address, nbytes)
         if region is None:
-            self.faults.append(f"{self.spec.kernel}: {arg} at {address:#x} is not a buffer of "
-                               f"{nbytes} bytes")
+            self.faults.append(
+                f"{self.spec.kernel}: {arg} at {address:#x} is not a buffer of {nbytes} bytes"
+            )
             return None
         return region.view(self.spec.dtype)
 
@@ -160,9 +161,13 @@ class SimOverlay:
 
     def __init__(self, cores: dict[str, SimCore]) -> None:
         self._cores = cores
-        self.ip_dict = {name: {"type": f"xilinx.com:hls:{core.spec.kernel}:1.0",
-                               "phys_addr": 0x4000_0000 + 0x1_0000 * i}
-                        for i, (name, core) in enumerate(cores.items())}
+        self.ip_dict = {
+            name: {
+                "type": f"xilinx.com:hls:{core.spec.kernel}:1.0",
+                "phys_addr": 0x4000_0000 + 0x1_0000 * i,
+            }
+            for i, (name, core) in enumerate(cores.items())
+        }
 
     def __getattr__(self, name: str) -> SimCore:
         try:
@@ -174,8 +179,9 @@ class SimOverlay:
 class SimBoard:
     """A simulated board: DDR, an overlay with the chosen cores, `allocate`."""
 
-    def __init__(self, ips: list[str] | None = None, hang: set[str] | None = None,
-                 memory: int = 1 << 30) -> None:
+    def __init__(
+        self, ips: list[str] | None = None, hang: set[str] | None = None, memory: int = 1 << 30
+    ) -> None:
         self.memory = SimMemory(memory)
         names = ips if ips is not None else [spec.default_ip for spec in CORES.values()]
         cores = {}
