@@ -26,7 +26,7 @@ import msgpack
 from . import codec
 from .errors import ProtocolError
 from .frames import HEADER, HEADER_SIZE, Buffer, Flags, FrameType, data_frames, frame
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, MemoryBudget
 from .status import Status
 
 PROTOCOL_VERSION = 1
@@ -111,7 +111,11 @@ class Connection:
     """One side (client or server) of one connection."""
 
     def __init__(
-        self, client: bool, limits: Limits = DEFAULT_LIMITS, agent: str = "pyvaccel"
+        self,
+        client: bool,
+        limits: Limits = DEFAULT_LIMITS,
+        agent: str = "pyvaccel",
+        budget: MemoryBudget | None = None,
     ) -> None:
         self.client = client
         self.limits = limits
@@ -127,6 +131,9 @@ class Connection:
         self.open_streams: set[int] = set()
         self._assemblies: dict[int, _Assembly] = {}
         self._pending = 0
+        #: Server: the shared budget, and what each open request holds of it.
+        self.budget = budget
+        self._held: dict[int, int] = {}
         self._buf = bytearray(SCRATCH_SIZE)
         self._view = memoryview(self._buf)
         self._r = 0
@@ -364,6 +371,16 @@ class Connection:
         if data is None:
             self._complete(_Assembly(kind, stream_id, fields, value, None))
             return None
+        if kind == FrameType.REQUEST and self.budget is not None:
+            if not self.budget.take(total):
+                raise ProtocolError(
+                    f"the agent already holds {self.budget.used} bytes of calls in flight; "
+                    f"{total} more exceed its {self.budget.limit}-byte budget: retry later",
+                    Status.RESOURCE_EXHAUSTED,
+                    fatal=False,
+                    stream_id=stream_id,
+                )
+            self._held[stream_id] = total
         asm = _Assembly(kind, stream_id, fields, value, data, has_bytes, size=total)
         self._pending += total
         self._assemblies[stream_id] = asm
@@ -575,12 +592,21 @@ class Connection:
         self, stream_id: int, status: Status, message: str = "", errno: int = 0, result: Any = None
     ) -> list[Buffer]:
         """The frames answering `stream_id` (closing it on this side)."""
-        self.open_streams.discard(stream_id)
+        self.forget(stream_id)
         return self._message(stream_id, FrameType.RESPONSE, [int(status), message, errno], result)
 
     def forget(self, stream_id: int) -> None:
         """Stop tracking a stream (a cancelled call, a request whose answer will not be sent)."""
         self.open_streams.discard(stream_id)
+        held = self._held.pop(stream_id, 0)
+        if held and self.budget is not None:
+            self.budget.give(held)
+
+    def release_all(self) -> None:
+        """Give back every byte this connection holds of the budget (it has closed)."""
+        if self.budget is not None:
+            self.budget.give(sum(self._held.values()))
+        self._held.clear()
 
     def cancel(self, stream_id: int) -> bytes:
         self.open_streams.discard(stream_id)

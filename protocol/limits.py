@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 KiB = 1024
@@ -31,3 +32,29 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+class MemoryBudget:
+    """Bytes of request buffers one agent holds at once, across all its connections.
+
+    Taken when a request's buffers are announced (before they are allocated), given back
+    when its response is sent, it is cancelled, or its connection closes: receiving,
+    queueing and running calls together stay under `limit`. Thread-safe, since an agent
+    may serve AF_VSOCK on a second event loop.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, nbytes: int) -> bool:
+        with self._lock:
+            if self.used + nbytes > self.limit:
+                return False
+            self.used += nbytes
+            return True
+
+    def give(self, nbytes: int) -> None:
+        with self._lock:
+            self.used -= nbytes

@@ -10,13 +10,14 @@ tracked, so shutdown can wait for in-flight calls and then cancel what is left.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Awaitable
 from typing import Any
 
 from vaccel.protocol.address import Address
-from vaccel.protocol.limits import DEFAULT_LIMITS, Limits
+from vaccel.protocol.limits import DEFAULT_LIMITS, Limits, MemoryBudget
 from vaccel.protocol.status import Status
 
 from vaccel import log
@@ -58,6 +59,7 @@ class Agent:
         max_connections: int = 4096,
         handshake_timeout: float = 10.0,
         drain_timeout: float = 10.0,
+        max_memory: int | None = None,
     ) -> None:
         self.runtime = runtime
         self.addresses = addresses
@@ -65,6 +67,8 @@ class Agent:
         self.max_connections = max_connections
         self.handshake_timeout = handshake_timeout
         self.drain_timeout = drain_timeout
+        #: Request buffers held at once, all connections together (default: half the RAM).
+        self.budget = MemoryBudget(max_memory or default_memory_budget())
         self.name = "pyvaccel-agent/0.1.0"
         self.bound: list[Address] = []
         self.connections: set[AgentConnection] = set()
@@ -162,6 +166,14 @@ class Agent:
         if self._vsock is not None:
             self._vsock.stop()
             self._vsock = None
+
+
+def default_memory_budget() -> int:
+    """Half of this machine's memory, for request buffers in flight."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError):
+        return 4 << 30
 
 
 def _is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -28,7 +28,9 @@ class AgentConnection(asyncio.BufferedProtocol):
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        self.proto = Connection(client=False, limits=agent.limits, agent=agent.name)
+        self.proto = Connection(
+            client=False, limits=agent.limits, agent=agent.name, budget=agent.budget
+        )
         self.owned = OwnedObjects(agent.runtime)
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.transport: asyncio.Transport | None = None
@@ -82,6 +84,7 @@ class AgentConnection(asyncio.BufferedProtocol):
             self._handshake_timer.cancel()
         for task in self.tasks.values():
             task.cancel()
+        self.proto.release_all()
         if self.writer is not None:
             self.writer.connection_lost(exc or ConnectionResetError("connection lost"))
         self.agent.connection_closed(self, self.owned.close())

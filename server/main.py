@@ -18,6 +18,16 @@ from vaccel.runtime import Runtime
 from .agent import Agent
 
 
+def _size(text: str) -> int:
+    """A byte count with an optional K, M or G suffix (powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    scale = units.get(text[-1:].upper(), 1)
+    number = text[:-1] if scale > 1 else text
+    if not number.isdigit() or int(number) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 512M or 4G")
+    return int(number) * scale
+
+
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     """uvloop where it is installed (VACCEL_LOOP=asyncio opts out), else the stdlib loop."""
     if os.environ.get("VACCEL_LOOP", "uvloop") != "asyncio":
@@ -59,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         help="threads for blocking plugin work (default: cores + 4, at most 32)",
     )
     parser.add_argument(
+        "--max-memory",
+        type=_size,
+        default=None,
+        help="bytes of request buffers the agent holds at once, all clients together "
+        "(e.g. 4G; default: half of this machine's memory)",
+    )
+    parser.add_argument(
         "--drain-timeout",
         type=float,
         default=10.0,
@@ -74,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vaccel-agent: {exc}", file=sys.stderr)
         return 2
     agent = Agent(
-        runtime, addresses, max_connections=ns.max_connections, drain_timeout=ns.drain_timeout
+        runtime,
+        addresses,
+        max_connections=ns.max_connections,
+        drain_timeout=ns.drain_timeout,
+        max_memory=ns.max_memory,
     )
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

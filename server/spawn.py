@@ -35,8 +35,14 @@ def clean_env(**extra: str) -> dict[str, str]:
 class SpawnedAgent:
     """A running agent process; `stop` sends SIGTERM and returns its exit status."""
 
-    def __init__(self, addresses: list[str], env: Mapping[str, str], echo: bool = False) -> None:
-        args = [agent_command()]
+    def __init__(
+        self,
+        addresses: list[str],
+        env: Mapping[str, str],
+        echo: bool = False,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        args = [agent_command(), *(extra_args or [])]
         for address in addresses:
             args += ["-a", address]
         self.proc = subprocess.Popen(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from vaccel.server.spawn import SpawnedAgent, clean_env
 
+__all__ = ["AgentProcess", "SpawnedAgent", "clean_env", "start_agent"]
+
 AgentProcess = SpawnedAgent
 
 

@@ -292,3 +292,25 @@ def test_bad_addresses(raw: str) -> None:
 def test_header_layout() -> None:
     assert HEADER.size == 10
     assert struct.unpack(">IIBB", frame(3, FrameType.CANCEL)) == (0, 3, FrameType.CANCEL, 0)
+
+
+def test_memory_budget_is_held_until_the_response() -> None:
+    from vaccel.protocol.limits import MemoryBudget
+
+    budget = MemoryBudget(100_000)
+    client = Connection(True)
+    server = Connection(False, budget=budget)
+    server.receive(client.hello())
+    client.receive(server.hello())
+    big = np.zeros(60_000, np.uint8)
+    (first,) = server.receive(wire(client.request("op", [big])[1]))
+    assert isinstance(first, Request) and budget.used >= 60_000
+    (second,) = server.receive(wire(client.request("op", [big])[1]))
+    assert isinstance(second, Rejected) and second.status == Status.RESOURCE_EXHAUSTED
+    assert "budget" in second.message
+    server.response(first.stream_id, Status.OK)
+    assert budget.used == 0
+    (third,) = server.receive(wire(client.request("op", [big])[1]))
+    assert isinstance(third, Request)
+    server.release_all()  # the connection went away
+    assert budget.used == 0

@@ -303,3 +303,25 @@ def test_seed_agent_banner() -> None:
     )
     assert lines[-1].strip() == seed[-1]
     assert any("Registered plugin numpy" in ln for ln in lines)
+
+
+def test_agent_memory_budget() -> None:
+    from agent_proc import SpawnedAgent, clean_env
+
+    from vaccel.errors import ResourceExhaustedError
+
+    small = SpawnedAgent(
+        ["tcp://127.0.0.1:0"], clean_env(VACCEL_PLUGINS="numpy"), extra_args=["--max-memory", "4M"]
+    )
+    runtime = Runtime(Config(plugins="rpc", rpc_address=small.addresses[0], log_level=0))
+    try:
+        with Session(runtime=runtime) as s:
+            big = np.ones(1 << 20, f32)  # 2 x 4 MiB in: over the budget
+            with pytest.raises(ResourceExhaustedError, match="budget"):
+                s.fpga_vadd(big, big)
+            half = np.ones(1 << 18, f32)  # 2 x 1 MiB: fits, again and again
+            for _ in range(10):
+                np.testing.assert_array_equal(s.fpga_vadd(half, half), half + half)
+    finally:
+        runtime.close()
+        assert small.stop() == 0
