@@ -325,3 +325,52 @@ def test_agent_memory_budget() -> None:
     finally:
         runtime.close()
         assert small.stop() == 0
+
+
+def test_calls_are_answered_as_they_finish_and_cancel_frees_the_stream(address: str) -> None:
+    async def go() -> None:
+        client = await AsyncClient.connect(address)
+        sid = await client.call("session.create", [0])
+        order: list[str] = []
+
+        async def slow() -> None:
+            await client.call("op", [sid, 7, ["time", "sleep", [0.6], [None]]])
+            order.append("slow")
+
+        async def fast() -> None:
+            await client.call("op", [sid, 19, [[1.0], [2.0]]])
+            order.append("fast")
+
+        await asyncio.gather(slow(), fast())
+        assert order == ["fast", "slow"]
+        hung = asyncio.ensure_future(client.call("op", [sid, 7, ["time", "sleep", [2.0], [None]]]))
+        await asyncio.sleep(0.2)
+        hung.cancel()  # sends CANCEL; the agent drops the call
+        with pytest.raises(asyncio.CancelledError):
+            await hung
+        start = time.monotonic()
+        assert (await client.call("op", [sid, 19, [[1.0], [1.0]]])).tolist() == [2.0]
+        assert time.monotonic() - start < 1.0
+        await client.close()
+
+    asyncio.run(go())
+
+
+def test_vaccel_ping(address: str) -> None:
+    out = subprocess.run(
+        [str(VENV_BIN / "vaccel"), "ping", address, "-c", "3"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=tool_env(),
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count(" us") == 3 and "pyvaccel-agent" in out.stdout
+    down = subprocess.run(
+        [str(VENV_BIN / "vaccel"), "ping", "unix:///nonexistent.sock"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=tool_env(),
+    )
+    assert down.returncode == 1 and "cannot reach" in down.stderr
