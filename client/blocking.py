@@ -123,7 +123,7 @@ class BlockingClient:
                 if left <= 0:
                     raise TimeoutError
                 self.sock.settimeout(left)
-            else:
+            elif self.sock.gettimeout() is not None:  # settimeout is a syscall: only on change
                 self.sock.settimeout(None)
             try:
                 n = self.sock.recv_into(self.proto.get_buffer())
