@@ -153,6 +153,7 @@ async def _latency(runtime: Runtime, echo: str, count: int) -> dict[str, float]:
         "base_p99_us": _pct(base, 0.99) * 1e6,
         "ratio_p50": _pct(rpc, 0.5) / _pct(base, 0.5),
         "sync_session_p50_us": _pct(sync, 0.5) * 1e6,
+        "sync_ratio_p50": _pct(sync, 0.5) / _pct(base, 0.5),
     }
 
 
@@ -417,7 +418,8 @@ def render(r: dict[str, Any]) -> str:
         lines.append(
             f"  {name:<13} {v['rpc_p50_us']:7.1f} us "
             f"{v['rpc_p99_us']:7.1f} us  {v['base_p50_us']:7.1f} us  "
-            f"({v['ratio_p50']:.2f}x); sync Session p50 {v['sync_session_p50_us']:.1f} us"
+            f"({v['ratio_p50']:.2f}x); sync Session p50 {v['sync_session_p50_us']:.1f} us "
+            f"({v['sync_ratio_p50']:.2f}x)"
         )
     lines.append("noop calls/s")
     for k, v in r["calls_per_s"].items():
