@@ -90,6 +90,12 @@ class BlockingClient:
             self.peer: Hello = self._wait(
                 lambda e: isinstance(e, Hello), time.monotonic() + timeout
             )
+        except TimeoutError:
+            self.sock.close()
+            raise UnavailableError(
+                message=f"agent at {self.address} did not complete the handshake within "
+                f"{timeout:g} s"
+            ) from None
         except BaseException:
             self.sock.close()
             raise

@@ -148,6 +148,8 @@ class AsyncClient:
             raise UnavailableError(
                 message=f"agent at {addr} did not answer within {timeout:g} s"
             ) from None
+        except VaccelError:
+            raise
         except OSError as exc:
             raise UnavailableError(
                 message=f"cannot reach the agent at {addr}: {exc.strerror or exc}"

@@ -252,7 +252,7 @@ class Connection:
             self._r = self._w = 0
 
     def _frame(self, ftype: int, stream_id: int, flags: int, payload: bytes) -> None:
-        if self.peer_hello is None and ftype != FrameType.HELLO:
+        if self.peer_hello is None and ftype not in (FrameType.HELLO, FrameType.GOAWAY):
             raise ProtocolError(
                 f"expected HELLO as the first frame; got frame type {ftype}",
                 Status.FAILED_PRECONDITION,
