@@ -117,9 +117,19 @@ class BlockingClient:
                 for chunk in chunks:
                     self.sock.sendall(chunk)
         except OSError as exc:
-            raise self._broken(
-                f"connection to the agent at {self.address} was lost: {exc}"
-            ) from None
+            reason = f"connection to the agent at {self.address} was lost: {exc}"
+            self._read_goaway(reason)
+            raise self._broken(reason) from None
+
+    def _read_goaway(self, reason: str) -> None:
+        """After a failed send: if the agent said why it closed (GOAWAY), raise that."""
+        try:
+            self._wait(lambda e: False, time.monotonic() + 0.5)
+        except UnavailableError as exc:
+            if self.error is exc and "closed the connection" in exc.message:
+                raise
+        except (TimeoutError, OSError):
+            pass
 
     def _wait(self, match: Any, deadline: float | None) -> Any:
         """Receive until an event satisfies `match`; raises on deadline or loss."""
