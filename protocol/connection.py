@@ -26,7 +26,7 @@ import msgpack
 from . import codec
 from .errors import ProtocolError
 from .frames import HEADER, HEADER_SIZE, Buffer, Flags, FrameType, data_frames, frame
-from .limits import DEFAULT_LIMITS, Limits, MemoryBudget
+from .limits import DEFAULT_LIMITS, Budget, Limits
 from .status import Status
 
 PROTOCOL_VERSION = 1
@@ -117,7 +117,7 @@ class Connection:
         client: bool,
         limits: Limits = DEFAULT_LIMITS,
         agent: str = "pyvaccel",
-        budget: MemoryBudget | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.client = client
         self.limits = limits

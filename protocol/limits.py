@@ -34,13 +34,14 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-class MemoryBudget:
-    """Bytes of request buffers one agent holds at once, across all its connections.
+class Budget:
+    """A shared allowance (bytes, sessions) that many connections draw on at once.
 
-    Taken when a request's buffers are announced (before they are allocated), given back
-    when its response is sent, it is cancelled, or its connection closes: receiving,
-    queueing and running calls together stay under `limit`. Thread-safe, since an agent
-    may serve AF_VSOCK on a second event loop.
+    The agent gives one to all its connections for request buffers: taken when a request's
+    buffers are announced (before they are allocated), given back when it is answered,
+    cancelled or its connection closes, so receiving, queueing and running calls together
+    stay under `limit`; and one each for resource bytes and sessions clients keep.
+    Thread-safe, since an agent may serve AF_VSOCK on a second event loop.
     """
 
     def __init__(self, limit: int) -> None:

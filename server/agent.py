@@ -17,7 +17,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from vaccel.protocol.address import Address
-from vaccel.protocol.limits import DEFAULT_LIMITS, Limits, MemoryBudget
+from vaccel.protocol.limits import DEFAULT_LIMITS, Budget, Limits
 from vaccel.protocol.status import Status
 
 from vaccel import log
@@ -60,6 +60,7 @@ class Agent:
         handshake_timeout: float = 10.0,
         drain_timeout: float = 10.0,
         max_memory: int | None = None,
+        max_sessions: int = 65536,
     ) -> None:
         self.runtime = runtime
         self.addresses = addresses
@@ -68,7 +69,10 @@ class Agent:
         self.handshake_timeout = handshake_timeout
         self.drain_timeout = drain_timeout
         #: Request buffers held at once, all connections together (default: half the RAM).
-        self.budget = MemoryBudget(max_memory or default_memory_budget())
+        self.budget = Budget(max_memory or default_memory_budget())
+        #: What clients keep between calls: resource bytes (same limit) and sessions.
+        self.resources_budget = Budget(self.budget.limit)
+        self.sessions_budget = Budget(max_sessions)
         self.name = "pyvaccel-agent/0.1.0"
         self.bound: list[Address] = []
         self.connections: set[AgentConnection] = set()

@@ -31,7 +31,11 @@ class AgentConnection(asyncio.BufferedProtocol):
         self.proto = Connection(
             client=False, limits=agent.limits, agent=agent.name, budget=agent.budget
         )
-        self.owned = OwnedObjects(agent.runtime)
+        self.owned = OwnedObjects(
+            agent.runtime,
+            sessions_budget=agent.sessions_budget,
+            resources_budget=agent.resources_budget,
+        )
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.transport: asyncio.Transport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None

@@ -76,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         "(e.g. 4G; default: half of this machine's memory)",
     )
     parser.add_argument(
+        "--max-sessions",
+        type=int,
+        default=65536,
+        help="sessions the agent keeps for all clients together",
+    )
+    parser.add_argument(
         "--drain-timeout",
         type=float,
         default=10.0,
@@ -96,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         max_connections=ns.max_connections,
         drain_timeout=ns.drain_timeout,
         max_memory=ns.max_memory,
+        max_sessions=ns.max_sessions,
     )
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vaccel.protocol.limits import Budget
+
 from vaccel import log
 from vaccel.enums import ResourceType
 from vaccel.errors import BadArgumentError, NotFoundError, ResourceExhaustedError
@@ -16,9 +18,17 @@ class OwnedObjects:
     """A connection's sessions and resources; ids it does not own are NOT_FOUND to it."""
 
     def __init__(
-        self, runtime: Runtime, max_sessions: int = 4096, max_resource_bytes: int = 1 << 31
+        self,
+        runtime: Runtime,
+        max_sessions: int = 4096,
+        max_resource_bytes: int = 1 << 31,
+        sessions_budget: Budget | None = None,
+        resources_budget: Budget | None = None,
     ) -> None:
         self.runtime = runtime
+        #: Shared with the agent's other connections (None: this connection's limits only).
+        self.sessions_budget = sessions_budget
+        self.resources_budget = resources_budget
         self.sessions: dict[int, AsyncSession] = {}
         self.resources: dict[int, Resource] = {}
         self.max_sessions = max_sessions
@@ -44,14 +54,20 @@ class OwnedObjects:
             )
         if isinstance(flags, bool) or not isinstance(flags, int) or flags < 0:
             raise BadArgumentError(message=f"flags must be a non-negative integer; got {flags!r}")
-        session = AsyncSession(flags, runtime=self.runtime)
-        await session.open()
+        _draw(self.sessions_budget, 1, "sessions")
+        try:
+            session = AsyncSession(flags, runtime=self.runtime)
+            await session.open()
+        except BaseException:
+            _give(self.sessions_budget, 1)
+            raise
         self.sessions[session.id] = session
         return session.id
 
     async def destroy_session(self, sid: Any) -> None:
         session = self.session(sid)
         del self.sessions[session.id]
+        _give(self.sessions_budget, 1)
         await session.close()
 
     def create_resource(self, type_: Any, names: Any, blobs: Any) -> int:
@@ -71,6 +87,7 @@ class OwnedObjects:
             or type_ not in {int(t) for t in ResourceType}
         ):
             raise BadArgumentError(message=f"resource type {type_!r} is not a ResourceType")
+        _draw(self.resources_budget, size, "bytes of resources")
         resource = Resource(None, ResourceType(type_), blobs=blobs, names=names or None)
         self.resources[resource.id] = resource
         self.resource_bytes += size
@@ -84,7 +101,9 @@ class OwnedObjects:
                 f"{sorted(resource.sessions)}"
             )
         del self.resources[resource.id]
-        self.resource_bytes -= sum(len(b) for b in resource.blobs)
+        size = sum(len(b) for b in resource.blobs)
+        self.resource_bytes -= size
+        _give(self.resources_budget, size)
 
     async def close(self) -> None:
         """Free every session (and so its resources) the connection left behind."""
@@ -93,6 +112,21 @@ class OwnedObjects:
                 await session.close()
             except Exception as exc:  # one failing free must not keep the others alive
                 log.warning(f"session:{session.id} failed to close: {exc}")
+        _give(self.sessions_budget, len(self.sessions))
+        _give(self.resources_budget, self.resource_bytes)
         self.sessions.clear()
         self.resources.clear()
         self.resource_bytes = 0
+
+
+def _draw(budget: Budget | None, amount: int, what: str) -> None:
+    if budget is not None and not budget.take(amount):
+        raise ResourceExhaustedError(
+            message=f"the agent already holds {budget.used} {what} for its clients; "
+            f"{amount} more exceed its limit of {budget.limit}"
+        )
+
+
+def _give(budget: Budget | None, amount: int) -> None:
+    if budget is not None and amount:
+        budget.give(amount)

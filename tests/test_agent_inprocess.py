@@ -29,6 +29,7 @@ def test_connection_close_frees_its_sessions_and_budget(tmp_path: Path) -> None:
             assert set(runtime.sessions) == set(sids)
             (conn,) = agent.connections
             assert len(conn.owned.sessions) == 5 and conn.owned.resource_bytes == 5000
+            assert agent.sessions_budget.used == 5 and agent.resources_budget.used == 5000
             assert agent.budget.used == 0  # the vadd was answered: its buffers given back
             await client.close()
             for _ in range(100):
@@ -37,6 +38,7 @@ def test_connection_close_frees_its_sessions_and_budget(tmp_path: Path) -> None:
                 await asyncio.sleep(0.01)
             assert not runtime.sessions and not agent.connections
             assert conn.owned.resource_bytes == 0 and agent.budget.used == 0
+            assert agent.sessions_budget.used == 0 and agent.resources_budget.used == 0
         finally:
             await agent.close()
             runtime.close()
@@ -69,6 +71,34 @@ def test_refuses_connections_over_the_limit(tmp_path: Path) -> None:
                 raise AssertionError("a second (blocking) connection was accepted")
             assert await first.call("session.create", [0]) >= 1
             await first.close()
+        finally:
+            await agent.close()
+            runtime.close()
+
+    asyncio.run(go())
+
+
+def test_agent_wide_session_limit(tmp_path: Path) -> None:
+    from vaccel.errors import ResourceExhaustedError
+
+    async def go() -> None:
+        runtime = Runtime(Config(plugins="noop", log_level=0))
+        agent = Agent(runtime, [parse_address(f"unix://{tmp_path}/c.sock")], max_sessions=3)
+        (address,) = await agent.start()
+        try:
+            a, b = await AsyncClient.connect(address), await AsyncClient.connect(address)
+            kept = [await a.call("session.create", [0]) for _ in range(2)]
+            await b.call("session.create", [0])
+            try:
+                await b.call("session.create", [0])
+            except ResourceExhaustedError as exc:
+                assert "limit of 3" in str(exc)
+            else:
+                raise AssertionError("a fourth session was created")
+            await a.call("session.destroy", [kept[0]])
+            assert await b.call("session.create", [0]) > 0
+            await a.close()
+            await b.close()
         finally:
             await agent.close()
             runtime.close()

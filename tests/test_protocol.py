@@ -295,9 +295,9 @@ def test_header_layout() -> None:
 
 
 def test_memory_budget_is_held_until_the_response() -> None:
-    from vaccel.protocol.limits import MemoryBudget
+    from vaccel.protocol.limits import Budget
 
-    budget = MemoryBudget(100_000)
+    budget = Budget(100_000)
     client = Connection(True)
     server = Connection(False, budget=budget)
     server.receive(client.hello())
