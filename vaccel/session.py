@@ -77,6 +77,26 @@ class SessionBase:
                 message=f"resource {resource_id} is not registered with session {self.id}"
             ) from None
 
+    def _wants_registering(self, resource: Resource) -> bool:
+        """Check a resource about to be registered; False if it already is."""
+        if not isinstance(resource, Resource):
+            raise BadArgumentError(message=f"expected a Resource; got {type(resource).__name__}")
+        return not self.has_resource(resource)
+
+    def _registered(self, resource: Resource) -> None:
+        self.resources[resource.id] = resource
+        resource.sessions.add(self.id)
+
+    def _check_registered(self, resource: Resource) -> None:
+        if not self.has_resource(resource):
+            raise NotFoundError(
+                message=f"resource {resource.id} is not registered with session {self.id}"
+            )
+
+    def _unregistered(self, resource: Resource) -> None:
+        del self.resources[resource.id]
+        resource.sessions.discard(self.id)
+
     def _check_open(self) -> None:
         if self.closed:
             raise BadArgumentError(message=f"session {self.id} is closed")
@@ -178,24 +198,16 @@ class Session(SessionBase):
 
     def register_resource(self, resource: Resource) -> None:
         self._check_open()
-        if not isinstance(resource, Resource):
-            raise BadArgumentError(message=f"expected a Resource; got {type(resource).__name__}")
-        if self.has_resource(resource):
-            return
-        for plugin in self.runtime.plugins:
-            plugin.resource_register(self, resource)
-        self.resources[resource.id] = resource
-        resource.sessions.add(self.id)
+        if self._wants_registering(resource):
+            for plugin in self.runtime.plugins:
+                plugin.resource_register(self, resource)
+            self._registered(resource)
 
     def unregister_resource(self, resource: Resource) -> None:
-        if not self.has_resource(resource):
-            raise NotFoundError(
-                message=f"resource {resource.id} is not registered with session {self.id}"
-            )
+        self._check_registered(resource)
         for plugin in reversed(self.runtime.plugins):
             plugin.resource_unregister(self, resource)
-        del self.resources[resource.id]
-        resource.sessions.discard(self.id)
+        self._unregistered(resource)
 
     def _run(self, op: OpType, args: tuple[Any, ...]) -> Any:
         plugin, impl = self._find(op)
@@ -371,24 +383,16 @@ class AsyncSession(SessionBase):
 
     async def register_resource(self, resource: Resource) -> None:
         await self.open()
-        if not isinstance(resource, Resource):
-            raise BadArgumentError(message=f"expected a Resource; got {type(resource).__name__}")
-        if self.has_resource(resource):
-            return
-        for plugin in self.runtime.plugins:
-            await plugin.resource_register_async(self, resource)
-        self.resources[resource.id] = resource
-        resource.sessions.add(self.id)
+        if self._wants_registering(resource):
+            for plugin in self.runtime.plugins:
+                await plugin.resource_register_async(self, resource)
+            self._registered(resource)
 
     async def unregister_resource(self, resource: Resource) -> None:
-        if not self.has_resource(resource):
-            raise NotFoundError(
-                message=f"resource {resource.id} is not registered with session {self.id}"
-            )
+        self._check_registered(resource)
         for plugin in reversed(self.runtime.plugins):
             await plugin.resource_unregister_async(self, resource)
-        del self.resources[resource.id]
-        resource.sessions.discard(self.id)
+        self._unregistered(resource)
 
     async def _run(self, op: OpType, args: tuple[Any, ...]) -> Any:
         if not self.opened:
