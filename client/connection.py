@@ -182,7 +182,7 @@ class AsyncClient:
         try:
             if timeout is None:
                 if len(chunks) == 1:
-                    p.writer.send(chunks)
+                    p.writer.send(chunks, coalesce=len(p.pending) > 1)
                 else:
                     await p.writer.send_large(chunks)
                 resp = await fut

@@ -38,8 +38,13 @@ class FrameWriter:
     def closing(self) -> bool:
         return self.transport is None or self.transport.is_closing() or self.error is not None
 
-    def send(self, chunks: list[Any]) -> None:
-        """Write one small message now, or with the others of this loop iteration."""
+    def send(self, chunks: list[Any], coalesce: bool = True) -> None:
+        """Write one small message now, or with the others of this loop iteration.
+
+        `coalesce=False` says no other message is likely this turn (a client with one
+        call in flight): write without arming the end-of-turn flush, which would cost
+        the loop an extra poll.
+        """
         if self.closing:
             return
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -47,8 +52,9 @@ class FrameWriter:
             self._batch.append(data)
             return
         self.transport.write(data)
-        self._batch = []
-        self.loop.call_soon(self._flush)
+        if coalesce:
+            self._batch = []
+            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, None
