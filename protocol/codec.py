@@ -11,6 +11,7 @@ Small arrays travel inline (ext 3) to keep small calls to a single frame.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +29,10 @@ INLINE_MAX = 1024
 SAFE_KINDS = frozenset("biufc")
 MAX_NDIM = 32
 
-_PLAIN = (int, float, str, bool, type(None))
+_PLAIN_TYPES = frozenset({int, float, str, bool, type(None)})
+_INDEX = struct.Struct(">I")
+#: Valid dtype strings seen so far (a bounded set: there are few numeric dtypes).
+_DTYPES: dict[bytes, np.dtype[Any]] = {}
 
 
 class EncodeError(TypeError):
@@ -41,33 +45,48 @@ def _array_bytes(arr: np.ndarray[Any, Any]) -> memoryview:
     return arr.reshape(-1).view(np.uint8).data if arr.size else memoryview(b"")
 
 
-def _prepare(obj: Any, bufs: list[memoryview], depth: int) -> Any:
-    if isinstance(obj, _PLAIN):
-        return obj
-    if depth > MAX_NDIM:
-        raise EncodeError("value nests too deeply to send")
-    if isinstance(obj, (list, tuple)):
-        return [_prepare(x, bufs, depth + 1) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _prepare(v, bufs, depth + 1) for k, v in obj.items()}
+def _describe(arr: np.ndarray[Any, Any]) -> bytes:
+    """An array's dtype and shape: u8 n, n bytes of dtype.str, u8 ndim, ndim x u64 (BE)."""
+    text = arr.dtype.str.encode("ascii")
+    return (
+        bytes((len(text),)) + text + bytes((arr.ndim,)) + struct.pack(f">{arr.ndim}Q", *arr.shape)
+    )
+
+
+def _prepare_other(obj: Any, bufs: list[memoryview], depth: int) -> Any:
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in SAFE_KINDS:
             raise EncodeError(f"arrays of dtype {obj.dtype} cannot be sent")
-        shape = list(obj.shape)
         if obj.nbytes < INLINE_MAX:
-            raw = np.ascontiguousarray(obj).tobytes()
-            return msgpack.ExtType(EXT_ARRAY_INLINE, msgpack.packb([obj.dtype.str, shape, raw]))
+            return msgpack.ExtType(EXT_ARRAY_INLINE, _describe(obj) + obj.tobytes())
         bufs.append(_array_bytes(obj))
-        return msgpack.ExtType(EXT_ARRAY_REF, msgpack.packb([len(bufs) - 1, obj.dtype.str, shape]))
+        return msgpack.ExtType(EXT_ARRAY_REF, _INDEX.pack(len(bufs) - 1) + _describe(obj))
     if isinstance(obj, (bytes, bytearray, memoryview)):
         view = memoryview(obj).cast("B") if isinstance(obj, memoryview) else obj
         if len(view) < INLINE_MAX:
             return bytes(view)
         bufs.append(memoryview(view))
-        return msgpack.ExtType(EXT_BYTES_REF, msgpack.packb(len(bufs) - 1))
+        return msgpack.ExtType(EXT_BYTES_REF, _INDEX.pack(len(bufs) - 1))
+    if isinstance(obj, dict):
+        return {k: _prepare(v, bufs, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_prepare(x, bufs, depth + 1) for x in obj]
+    if isinstance(obj, (int, float, str)):  # subclasses: bool, IntEnum, ...
+        return obj
     if isinstance(obj, np.generic):
         return obj.item()
     raise EncodeError(f"values of type {type(obj).__name__} cannot be sent")
+
+
+def _prepare(obj: Any, bufs: list[memoryview], depth: int) -> Any:
+    kind = type(obj)
+    if kind in _PLAIN_TYPES:
+        return obj
+    if depth > MAX_NDIM:
+        raise EncodeError("value nests too deeply to send")
+    if kind is list or kind is tuple:
+        return [_prepare(x, bufs, depth + 1) for x in obj]
+    return _prepare_other(obj, bufs, depth)
 
 
 def prepare(value: Any) -> tuple[Any, list[memoryview]]:
@@ -82,23 +101,30 @@ def encode(value: Any) -> tuple[bytes, list[memoryview]]:
     return msgpack.packb(prepared, use_bin_type=True), bufs
 
 
-def _dtype(text: Any) -> np.dtype[Any]:
-    if not isinstance(text, str) or len(text) > 16:
-        raise ValueError("dtype must be a short string")
-    dtype = np.dtype(text)
-    if dtype.kind not in SAFE_KINDS or dtype.itemsize == 0:
+def _dtype(text: bytes) -> np.dtype[Any]:
+    dtype = _DTYPES.get(text)
+    if dtype is not None:
+        return dtype
+    try:
+        dtype = np.dtype(text.decode("ascii"))
+    except (TypeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"dtype {text!r} is not a dtype: {exc}") from None
+    if dtype.kind not in SAFE_KINDS or dtype.itemsize == 0 or dtype.str.encode() != text:
         raise ValueError(f"dtype {text!r} is not allowed")
+    _DTYPES[text] = dtype
     return dtype
 
 
-def _shape(value: Any) -> tuple[int, ...]:
-    if (
-        not isinstance(value, list)
-        or len(value) > MAX_NDIM
-        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value)
-    ):
-        raise ValueError("shape must be a list of non-negative integers")
-    return tuple(value)
+def _read_descriptor(payload: bytes, pos: int) -> tuple[np.dtype[Any], tuple[int, ...], int]:
+    """Parse what `_describe` wrote at `pos`; returns dtype, shape and the end position."""
+    n = payload[pos]
+    dtype = _dtype(payload[pos + 1 : pos + 1 + n])
+    pos += 1 + n
+    ndim = payload[pos]
+    if ndim > MAX_NDIM:
+        raise ValueError(f"arrays of {ndim} dimensions are not allowed")
+    shape = struct.unpack_from(f">{ndim}Q", payload, pos + 1)
+    return dtype, shape, pos + 1 + 8 * ndim
 
 
 class MessageData:
@@ -140,22 +166,24 @@ class _LazyBytes:
 
 
 def _ext_hook(code: int, payload: bytes) -> Any:
-    if code == EXT_ARRAY_INLINE:
-        dtype_s, shape_v, raw = msgpack.unpackb(payload, raw=False)
-        dtype, shape = _dtype(dtype_s), _shape(shape_v)
-        if not isinstance(raw, bytes) or math.prod(shape) * dtype.itemsize != len(raw):
-            raise ValueError("inline array size does not match its shape")
-        return np.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)
-    if code == EXT_ARRAY_REF:
-        index, dtype_s, shape_v = msgpack.unpackb(payload, raw=False)
-        if not isinstance(index, int):
-            raise ValueError("buffer index must be an integer")
-        return _Ref(index, _dtype(dtype_s), _shape(shape_v))
-    if code == EXT_BYTES_REF:
-        index = msgpack.unpackb(payload)
-        if not isinstance(index, int):
-            raise ValueError("buffer index must be an integer")
-        return _Ref(index, None, ())
+    try:
+        if code == EXT_ARRAY_INLINE:
+            dtype, shape, pos = _read_descriptor(payload, 0)
+            if math.prod(shape) * dtype.itemsize != len(payload) - pos:
+                raise ValueError("inline array size does not match its shape")
+            return np.frombuffer(bytearray(payload[pos:]), dtype=dtype).reshape(shape)
+        if code == EXT_ARRAY_REF:
+            (index,) = _INDEX.unpack_from(payload)
+            dtype, shape, pos = _read_descriptor(payload, _INDEX.size)
+            if pos != len(payload):
+                raise ValueError("array reference has trailing bytes")
+            return _Ref(index, dtype, shape)
+        if code == EXT_BYTES_REF:
+            if len(payload) != _INDEX.size:
+                raise ValueError("byte-string reference must be 4 bytes")
+            return _Ref(_INDEX.unpack(payload)[0], None, ())
+    except (IndexError, struct.error) as exc:
+        raise ValueError(f"truncated ext {code}: {exc}") from None
     raise ValueError(f"unknown ext type {code}")
 
 

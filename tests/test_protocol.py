@@ -48,6 +48,13 @@ def test_protocol_package_is_sans_io() -> None:
                 )
 
 
+def descriptor(dtype: bytes, *shape: int) -> bytes:
+    """An array descriptor as PROTOCOL.md section 4 lays it out."""
+    return (
+        bytes((len(dtype),)) + dtype + bytes((len(shape),)) + struct.pack(f">{len(shape)}Q", *shape)
+    )
+
+
 def pair(limits: Limits | None = None) -> tuple[Connection, Connection]:
     client, server = Connection(True), Connection(False, limits or Limits())
     assert isinstance(server.receive(client.hello())[0], Hello)
@@ -196,7 +203,7 @@ def test_data_overrun_is_fatal() -> None:
 
 def test_bad_array_reference_is_rejected() -> None:
     client, server = pair()
-    ref = msgpack.ExtType(codec.EXT_ARRAY_REF, msgpack.packb([0, "<f4", [10]]))
+    ref = msgpack.ExtType(codec.EXT_ARRAY_REF, struct.pack(">I", 0) + descriptor(b"<f4", 10))
     body = msgpack.packb(["op", [ref], None, {}, [8]])
     events = server.receive(
         frame(1, FrameType.REQUEST, body, Flags.DATA)
@@ -207,9 +214,17 @@ def test_bad_array_reference_is_rejected() -> None:
 
 def test_object_dtype_refused() -> None:
     client, server = pair()
-    ext = msgpack.ExtType(codec.EXT_ARRAY_INLINE, msgpack.packb(["|O", [1], b"12345678"]))
+    ext = msgpack.ExtType(codec.EXT_ARRAY_INLINE, descriptor(b"|O", 1) + b"12345678")
     (ev,) = server.receive(frame(1, FrameType.REQUEST, msgpack.packb(["op", [ext], None, {}, []])))
     assert isinstance(ev, Rejected) and "not allowed" in ev.message
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x03<f4", b"\x03<f4\x21", b"\x03<f4\x01\x00"])
+def test_truncated_array_descriptor_is_rejected(payload: bytes) -> None:
+    client, server = pair()
+    ext = msgpack.ExtType(codec.EXT_ARRAY_INLINE, payload)
+    (ev,) = server.receive(frame(1, FrameType.REQUEST, msgpack.packb(["op", [ext], None, {}, []])))
+    assert isinstance(ev, Rejected) and ev.status == Status.INVALID_ARGUMENT
 
 
 def test_cancel_ping_goaway() -> None:
@@ -325,3 +340,11 @@ def test_header_frames_larger_than_the_receive_buffer(step: int | None) -> None:
     assert req.args == args
     (resp,) = feed(client, wire(server.response(sid, Status.OK, "", 0, args)), step)
     assert resp.result == args
+
+
+def test_inline_array_vector_from_the_spec() -> None:
+    ext = codec.prepare(np.array([1.0, 2.0], np.float32))[0]
+    assert ext.code == codec.EXT_ARRAY_INLINE
+    spec = (PROTOCOL_DIR / "PROTOCOL.md").read_text()
+    assert "03 3c6634 01 0000000000000002 0000803f 00000040" in spec
+    assert ext.data.hex() == "033c6634010000000000000002" + "0000803f00000040"

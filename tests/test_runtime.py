@@ -74,6 +74,7 @@ def test_env_bad_values_name_the_variable(name: str, value: str, words: str) -> 
         ("/usr/local/lib/libvaccel-noop.so", "noop"),
         ("/usr/local/lib/arm-linux-gnueabihf/libvaccel-numpy.so", "numpy"),
         ("vaccel.plugins.noop", "noop"),
+        ("vaccel.plugins.noop.NoopPlugin", "noop"),
         ("vaccel.plugins.numpy_cpu:NumpyPlugin", "numpy"),
     ],
 )

@@ -46,6 +46,15 @@ def _plugin_class(target: str, spec: str) -> type[Plugin]:
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # `package.module.Class` (or `module.Class`): the last part may be the class.
+        parent, _, last = module_name.rpartition(".")
+        if attr or not parent or exc.name != module_name:
+            raise PluginError(
+                message=f"plugin {spec!r}: module {module_name!r} failed to import: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        return _plugin_class(f"{parent}:{last}", spec)
     except ImportError as exc:
         raise PluginError(
             message=f"plugin {spec!r}: module {module_name!r} failed to import: "
