@@ -47,7 +47,7 @@ def _array_bytes(arr: np.ndarray[Any, Any]) -> memoryview:
 
 def _describe(arr: np.ndarray[Any, Any]) -> bytes:
     """An array's dtype and shape: u8 n, n bytes of dtype.str, u8 ndim, ndim x u64 (BE)."""
-    text = arr.dtype.str.encode("ascii")
+    text: bytes = arr.dtype.str.encode("ascii")
     return (
         bytes((len(text),)) + text + bytes((arr.ndim,)) + struct.pack(f">{arr.ndim}Q", *arr.shape)
     )
