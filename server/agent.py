@@ -156,15 +156,14 @@ class Agent:
             await asyncio.sleep(0.02)
         for conn in list(self.connections):
             if conn.loop is not None:
+                # Calls still running past the drain timeout are cancelled; the close
+                # then frees each connection's sessions in a task of its own.
+                for task in list(conn.tasks.values()):
+                    _call(conn.loop, task.cancel)
                 _call(conn.loop, conn.goaway, Status.UNAVAILABLE, "agent is shutting down")
-        await asyncio.sleep(0)
-        with self._lock:
-            leftover = list(self._tasks)
-        for task in leftover:
-            _call(task.get_loop(), task.cancel)
-        # Let the connections' cleanup tasks (freeing sessions) run to completion.
+        # Let those cleanup tasks (freeing sessions) run to completion.
         end = time.monotonic() + 2.0
-        while self._tasks and time.monotonic() < end:
+        while (self.connections or self._tasks) and time.monotonic() < end:
             await asyncio.sleep(0.01)
         self._servers.clear()
         if self._vsock is not None:

@@ -104,3 +104,20 @@ def test_agent_wide_session_limit(tmp_path: Path) -> None:
             runtime.close()
 
     asyncio.run(go())
+
+
+def test_close_frees_the_sessions_of_connected_clients(tmp_path: Path) -> None:
+    async def go() -> None:
+        runtime = Runtime(Config(plugins="noop", log_level=0))
+        agent = Agent(runtime, [parse_address(f"unix://{tmp_path}/d.sock")], drain_timeout=1)
+        (address,) = await agent.start()
+        client = await AsyncClient.connect(address)
+        for _ in range(3):
+            await client.call("session.create", [0])
+        assert len(runtime.sessions) == 3
+        await agent.close()  # the client is still connected
+        assert not runtime.sessions and not agent.connections
+        await client.close()
+        runtime.close()
+
+    asyncio.run(go())
