@@ -115,12 +115,13 @@ class RpcPlugin(Plugin):
 
     def _release(self, link: _Link) -> bool:
         """Drop one user; True when the link is now unused and must be closed."""
-        link.users -= 1
-        if link.users > 0:
-            return False
+        with self._sync_lock:  # sync sessions may be freed from several threads
+            link.users -= 1
+            if link.users > 0:
+                return False
+            if link is self._sync:
+                self._sync = None
         self._say(f"Destroying {self.display_name} client")
-        if link is self._sync:
-            self._sync = None
         for loop, known in list(self._links.items()):
             if known is link:
                 del self._links[loop]

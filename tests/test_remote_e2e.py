@@ -374,3 +374,14 @@ def test_vaccel_ping(address: str) -> None:
         env=tool_env(),
     )
     assert down.returncode == 1 and "cannot reach" in down.stderr
+
+
+def test_sync_sessions_from_many_threads(remote: Runtime) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(i: int) -> bool:
+        with Session(runtime=remote) as s:
+            return all(s.fpga_vadd([float(i)], [float(k)]) == [float(i + k)] for k in range(20))
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(work, range(32)))
