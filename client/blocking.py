@@ -50,6 +50,13 @@ def open_socket(address: Address, timeout: float) -> socket.socket:
     return sock
 
 
+def unreachable(address: Address, exc: OSError, timeout: float) -> UnavailableError:
+    """The error for an agent that could not be reached (refused, missing, timed out)."""
+    if isinstance(exc, TimeoutError):
+        return UnavailableError(message=f"agent at {address} did not answer within {timeout:g} s")
+    return UnavailableError(message=f"cannot reach the agent at {address}: {exc.strerror or exc}")
+
+
 def encode_error(method: str, exc: EncodeError) -> VaccelError:
     """The error for a request that cannot be sent (too large, or an unsendable value)."""
     message = str(exc)
@@ -77,14 +84,8 @@ class BlockingClient:
         self.error: VaccelError | None = None
         try:
             self.sock = open_socket(self.address, timeout)
-        except TimeoutError:
-            raise UnavailableError(
-                message=f"agent at {self.address} did not answer within {timeout:g} s"
-            ) from None
         except OSError as exc:
-            raise UnavailableError(
-                message=f"cannot reach the agent at {self.address}: {exc.strerror or exc}"
-            ) from None
+            raise unreachable(self.address, exc, timeout) from None
         try:
             self._send([self.proto.hello()])
             self.peer: Hello = self._wait(

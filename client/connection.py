@@ -14,7 +14,7 @@ import socket
 import time
 from typing import Any
 
-from vaccel.client.blocking import encode_error, response_error
+from vaccel.client.blocking import encode_error, response_error, unreachable
 from vaccel.protocol.address import Address, AddressError, parse_address
 from vaccel.protocol.codec import EncodeError
 from vaccel.protocol.connection import Connection, GoAway, Hello, Ping, Response
@@ -144,16 +144,10 @@ class AsyncClient:
                 _, protocol = await _open(addr, lambda: _ClientProtocol(addr))
                 client = cls(protocol)
                 client.peer = await protocol.hello
-        except TimeoutError:
-            raise UnavailableError(
-                message=f"agent at {addr} did not answer within {timeout:g} s"
-            ) from None
-        except VaccelError:
+        except VaccelError:  # the agent answered, with a GOAWAY
             raise
-        except OSError as exc:
-            raise UnavailableError(
-                message=f"cannot reach the agent at {addr}: {exc.strerror or exc}"
-            ) from None
+        except OSError as exc:  # TimeoutError included
+            raise unreachable(addr, exc, timeout) from None
         return client
 
     @property

@@ -50,7 +50,6 @@ class RpcPlugin(Plugin):
     name = "rpc"
     type = PluginType.REMOTE
     virtio = True
-    remote = True
 
     def init(self) -> None:
         try:

@@ -95,12 +95,6 @@ def prepare(value: Any) -> tuple[Any, list[memoryview]]:
     return _prepare(value, bufs, 0), bufs
 
 
-def encode(value: Any) -> tuple[bytes, list[memoryview]]:
-    """The msgpack body of `value` and the out-of-band buffers it refers to, in order."""
-    prepared, bufs = prepare(value)
-    return msgpack.packb(prepared, use_bin_type=True), bufs
-
-
 def _dtype(text: bytes) -> np.dtype[Any]:
     dtype = _DTYPES.get(text)
     if dtype is not None:
@@ -185,11 +179,6 @@ def _ext_hook(code: int, payload: bytes) -> Any:
     except (IndexError, struct.error) as exc:
         raise ValueError(f"truncated ext {code}: {exc}") from None
     raise ValueError(f"unknown ext type {code}")
-
-
-def decode(body: bytes | memoryview) -> Any:
-    """Decode a msgpack body; buffer references stay placeholders until `bind`."""
-    return decode_counting(body)[0]
 
 
 def decode_counting(body: bytes | memoryview) -> tuple[Any, bool]:

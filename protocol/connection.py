@@ -35,7 +35,6 @@ PROTOCOL_VERSION = 1
 SCRATCH_SIZE = 16 * 1024
 # Plain ints for the hot path (IntFlag arithmetic runs in Python).
 _END, _ACK, _HAS_DATA = int(Flags.END), int(Flags.ACK), int(Flags.DATA)
-_STATUS = {int(s): s for s in Status}
 _DISCARD = memoryview(bytearray(64 * 1024))
 
 
@@ -124,8 +123,6 @@ class Connection:
         self.agent = agent
         self.peer_limits = DEFAULT_LIMITS
         self.peer_hello: Hello | None = None
-        self.hello_sent = False
-        self.closed = False
         #: Client: the next stream id to use. Server: the highest stream id seen.
         self.next_stream_id = 1
         self.last_stream_id = 0
@@ -471,7 +468,7 @@ class Connection:
                 )
             status, message, errno_, result, sizes = body
             fields = [
-                _STATUS.get(status, Status.UNKNOWN),
+                Status.coerce(status),
                 message if isinstance(message, str) else str(message),
                 errno_ if isinstance(errno_, int) else 0,
             ]
@@ -541,7 +538,6 @@ class Connection:
 
     def hello(self) -> bytes:
         """Our HELLO: version range, agent name, our limits."""
-        self.hello_sent = True
         body = msgpack.packb(
             {
                 "version": PROTOCOL_VERSION,
@@ -620,7 +616,6 @@ class Connection:
         return frame(stream_id, FrameType.CANCEL)
 
     def goaway(self, status: Status, message: str) -> bytes:
-        self.closed = True
         return frame(
             0, FrameType.GOAWAY, msgpack.packb([int(status), message, self.last_stream_id])
         )

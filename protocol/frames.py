@@ -36,10 +36,6 @@ class Flags(IntFlag):
     DATA = 0x04
 
 
-def frame_header(length: int, stream_id: int, ftype: FrameType, flags: int = 0) -> bytes:
-    return HEADER.pack(length, stream_id, ftype, flags)
-
-
 def frame(stream_id: int, ftype: FrameType, payload: bytes = b"", flags: int = 0) -> bytes:
     """One whole frame as bytes (for small frames: header frames, control frames)."""
     return HEADER.pack(len(payload), stream_id, ftype, flags) + payload

@@ -118,9 +118,9 @@ def test_direct_receive_into_destination() -> None:
 
 def test_encode_rejects_unsendable() -> None:
     with pytest.raises(codec.EncodeError, match="object"):
-        codec.encode([object()])
+        codec.prepare([object()])
     with pytest.raises(codec.EncodeError, match="dtype object"):
-        codec.encode(np.array([1, "a"], dtype=object))
+        codec.prepare(np.array([1, "a"], dtype=object))
 
 
 def test_first_frame_must_be_hello() -> None:

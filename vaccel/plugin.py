@@ -44,8 +44,6 @@ class Plugin:
     version: ClassVar[str] = "0.1.0"
     #: vAccel logs "<name> is a VirtIO module" for transport plugins.
     virtio: ClassVar[bool] = False
-    #: Whether sessions through this plugin live on an agent (Session.is_remote).
-    remote: ClassVar[bool] = False
 
     def __init__(self, config: Config, name: str | None = None) -> None:
         self.config = config
