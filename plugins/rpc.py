@@ -234,7 +234,6 @@ class RpcPlugin(Plugin):
         def wire(session: SessionBase, link: _Link, args: tuple[Any, ...]) -> list[Any]:
             out = list(args)
             if needs_rid:
-                session.resource(args[0])  # NotFoundError unless registered here
                 out[0] = link.resources[args[0]]
             return [session.remote_id, number, out]
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from vaccel import opargs
-from vaccel.catalogue import CATALOGUE, RESOURCE_OPS
+from vaccel.catalogue import CATALOGUE
 from vaccel.enums import OpType
 from vaccel.errors import BadArgumentError, NotFoundError, NotSupportedError, VaccelError
 from vaccel.runtime import Runtime
@@ -56,8 +56,6 @@ def _op(owned: OwnedObjects, args: Any) -> Any:
         checked = checker(*op_args)
     except TypeError as exc:  # wrong number of arguments
         raise BadArgumentError(message=f"{CATALOGUE[op].method}: {exc}") from None
-    if op in RESOURCE_OPS:
-        session.resource(checked[0])
     if not session.opened:
         return Later(session.run_op(op, checked))
     plugin, impl, done, result = session.run_inline(op, checked)

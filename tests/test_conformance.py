@@ -225,6 +225,11 @@ def test_model_ops_noop_echo(make_runtime: Any, tmp_path: Any) -> None:
         assert out == [b"abcd"]
         res.unregister(s)
         assert not s.has_resource(res)
+        from vaccel.errors import NotFoundError
+
+        for call in (lambda: s.tf_model_load(res), lambda: s.exec_with_resource(res, "f")):
+            with pytest.raises(NotFoundError, match="not registered"):
+                call()
 
 
 def test_genop_dispatches(make_runtime: Any) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import log
 from . import opargs as A
-from .catalogue import CATALOGUE
+from .catalogue import CATALOGUE, RESOURCE_OPS
 from .enums import OpType, PluginType
 from .errors import BadArgumentError, NotFoundError, PluginFailure, VaccelError
 from .plugin import Impl, Plugin
@@ -101,8 +101,11 @@ class SessionBase:
         if self.closed:
             raise BadArgumentError(message=f"session {self.id} is closed")
 
-    def _find(self, op: OpType) -> tuple[Plugin, Impl]:
+    def _find(self, op: OpType, args: tuple[Any, ...]) -> tuple[Plugin, Impl]:
+        """The plugin serving `op`, once the session and any resource argument are valid."""
         self._check_open()
+        if op in RESOURCE_OPS:
+            self.resource(args[0])  # NotFoundError unless registered with this session
         if log.enabled(log.DEBUG):
             log.debug(f"session:{self.id} Looking for plugin implementing {CATALOGUE[op].lookup}")
         plugin, impl = self.runtime.find(op, self.hint)
@@ -210,7 +213,7 @@ class Session(SessionBase):
         self._unregistered(resource)
 
     def _run(self, op: OpType, args: tuple[Any, ...]) -> Any:
-        plugin, impl = self._find(op)
+        plugin, impl = self._find(op, args)
         try:
             return impl.sync(self, *args)
         except Exception as exc:
@@ -282,7 +285,6 @@ class Session(SessionBase):
         arg_write: Sequence[Any] | None = None,
     ) -> list[Any]:
         args = A.check_exec_with_resource(resource, symbol, arg_read, arg_write)
-        self.resource(args[0])
         return list(self._run(OpType.EXEC_WITH_RESOURCE, args))
 
     def minmax(
@@ -397,7 +399,7 @@ class AsyncSession(SessionBase):
     async def _run(self, op: OpType, args: tuple[Any, ...]) -> Any:
         if not self.opened:
             await self.open()
-        plugin, impl = self._find(op)
+        plugin, impl = self._find(op, args)
         if impl.async_ is not None:  # the rpc fast path: one coroutine frame less
             try:
                 return await impl.async_(self, *args)
@@ -411,7 +413,7 @@ class AsyncSession(SessionBase):
         Returns (plugin, impl, done, result); when not done, `call_impl` finishes the job.
         Lets the agent answer small calls without creating a task.
         """
-        plugin, impl = self._find(op)
+        plugin, impl = self._find(op, args)
         if impl.async_ is None and (
             not impl.blocking or (impl.inline_if is not None and impl.inline_if(self, *args))
         ):
@@ -500,7 +502,6 @@ class AsyncSession(SessionBase):
         arg_write: Sequence[Any] | None = None,
     ) -> list[Any]:
         args = A.check_exec_with_resource(resource, symbol, arg_read, arg_write)
-        self.resource(args[0])
         return list(await self._run(OpType.EXEC_WITH_RESOURCE, args))
 
     async def minmax(
