@@ -13,7 +13,7 @@ from vaccel.server.spawn import clean_env
 from vaccel import Config, Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED = ROOT.parent / "shared" / "seed" / "vaccel-pynq.md"
+SEED = ROOT / "tests" / "data" / "vaccel-pynq.md"
 VENV_BIN = Path(sys.executable).parent
 
 
