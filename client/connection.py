@@ -20,6 +20,7 @@ from vaccel.protocol.codec import EncodeError
 from vaccel.protocol.connection import Connection, GoAway, Hello, Ping, Response
 from vaccel.protocol.errors import ProtocolError
 
+from vaccel import compat
 from vaccel.errors import (
     BadArgumentError,
     DeadlineExceededError,
@@ -140,7 +141,7 @@ class AsyncClient:
         except AddressError as exc:
             raise BadArgumentError(message=str(exc)) from None
         try:
-            async with asyncio.timeout(timeout):
+            async with compat.timeout(timeout):
                 _, protocol = await _open(addr, lambda: _ClientProtocol(addr))
                 client = cls(protocol)
                 client.peer = await protocol.hello
@@ -181,7 +182,7 @@ class AsyncClient:
                     await p.writer.send_large(chunks)
                 resp = await fut
             else:
-                async with asyncio.timeout(timeout):
+                async with compat.timeout(timeout):
                     await p.writer.send_large(chunks)
                     resp = await fut
         except TimeoutError:
@@ -212,7 +213,7 @@ class AsyncClient:
         start = time.perf_counter()
         p.writer.send([p.proto.ping(os.urandom(8))])
         try:
-            async with asyncio.timeout(timeout):
+            async with compat.timeout(timeout):
                 await waiter
         except TimeoutError:
             raise DeadlineExceededError(message=f"no PING answer within {timeout:g} s") from None

@@ -12,7 +12,7 @@ from vaccel.protocol.errors import ProtocolError
 from vaccel.protocol.frames import Buffer
 from vaccel.protocol.status import Status
 
-from vaccel import log
+from vaccel import compat, log
 from vaccel.errors import VaccelError, status_of
 from vaccel.framewriter import FrameWriter
 
@@ -158,7 +158,7 @@ class AgentConnection(asyncio.BufferedProtocol):
                 if req.timeout is None:
                     result = await coro
                 else:
-                    async with asyncio.timeout(req.timeout):
+                    async with compat.timeout(req.timeout):
                         result = await coro
             except TimeoutError:
                 self._reply_status(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from vaccel.protocol.address import AddressError, parse_address
 
+from vaccel.compat import run
 from vaccel.config import Config
 from vaccel.errors import VaccelError
 from vaccel.runtime import Runtime
@@ -105,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         max_sessions=ns.max_sessions,
     )
     try:
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            runner.run(_serve(agent))
+        run(_serve(agent), loop_factory())
     except OSError as exc:
         print(f"vaccel-agent: cannot listen: {exc}", file=sys.stderr)
         return 1

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .client.connection import AsyncClient
+from .compat import run
 from .config import Config
 from .runtime import Runtime
 from .server.spawn import SpawnedAgent, clean_env
@@ -471,8 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     peer, peers = _start_peer(tmp)
     try:
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            results = runner.run(_run(ns.quick, agent, peer.pid, peers))
+        results = run(_run(ns.quick, agent, peer.pid, peers), loop_factory())
     finally:
         agent.stop()
         peer.terminate()
