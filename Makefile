@@ -27,6 +27,11 @@ test: $(STAMP) $(PYNQ_STAMP)
 	$(PY) -m pytest -q
 	$(PYNQ_VENV)/bin/python -m pytest -q tests/test_pynq.py tests/test_pynq_agent.py
 
+# The vsock end-to-end test in a QEMU guest (root, Debian): vm/run.sh, see vm/README.md.
+.PHONY: test-vm
+test-vm: $(STAMP)
+	vm/run.sh
+
 test-pynq: $(PYNQ_STAMP)
 	$(PYNQ_VENV)/bin/python -m pytest -q tests/test_pynq.py tests/test_pynq_agent.py
 
@@ -40,7 +45,7 @@ bench: $(STAMP)
 	$(VENV)/bin/vaccel bench
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check vaccel protocol server client plugins tests
+	$(VENV)/bin/ruff check vaccel protocol transport server client plugins tests
 	rm -rf build/typecheck && $(PY) -m pip install -q --no-deps --target build/typecheck .
 	cd build/typecheck && ../../$(PY) -m mypy --config-file ../../pyproject.toml -p vaccel
 

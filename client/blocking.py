@@ -14,12 +14,6 @@ import threading
 import time
 from typing import Any
 
-from vaccel.protocol.address import Address, AddressError, parse_address
-from vaccel.protocol.codec import EncodeError
-from vaccel.protocol.connection import Connection, GoAway, Hello, Response
-from vaccel.protocol.errors import ProtocolError
-from vaccel.protocol.status import Status
-
 from vaccel.errors import (
     BadArgumentError,
     CancelledError,
@@ -29,6 +23,11 @@ from vaccel.errors import (
     VaccelError,
     error_from_status,
 )
+from vaccel.protocol.address import Address, AddressError, parse_address
+from vaccel.protocol.codec import EncodeError
+from vaccel.protocol.connection import Connection, GoAway, Hello, Response
+from vaccel.protocol.errors import ProtocolError
+from vaccel.protocol.status import Status
 
 
 def open_socket(address: Address, timeout: float) -> socket.socket:
@@ -71,6 +70,26 @@ def response_error(resp: Response) -> VaccelError:
     return error_from_status(int(resp.status), resp.errno, resp.message)
 
 
+#: Most buffers one sendmsg call takes (Linux's IOV_MAX is 1024).
+_IOV_MAX = 1024
+
+
+def send_all(sock: socket.socket, chunks: list[Any]) -> None:
+    """Write every buffer with scatter-gather `sendmsg` calls (no join, no copy)."""
+    views = [memoryview(c).cast("B") for c in chunks]
+    while views:
+        sent = sock.sendmsg(views[:_IOV_MAX])
+        while sent:
+            if sent >= views[0].nbytes:
+                sent -= views[0].nbytes
+                views.pop(0)
+            else:
+                views[0] = views[0][sent:]
+                sent = 0
+        while views and not views[0].nbytes:
+            views.pop(0)
+
+
 class BlockingClient:
     """One connection to an agent, used by synchronous code."""
 
@@ -87,7 +106,7 @@ class BlockingClient:
         except OSError as exc:
             raise unreachable(self.address, exc, timeout) from None
         try:
-            self._send([self.proto.hello()])
+            self._send([[self.proto.hello()]])
             self.peer: Hello = self._wait(
                 lambda e: isinstance(e, Hello), time.monotonic() + timeout
             )
@@ -110,13 +129,12 @@ class BlockingClient:
         self.sock.close()
         return self.error
 
-    def _send(self, chunks: list[Any]) -> None:
+    def _send(self, frames: list[list[Any]]) -> None:
         try:
-            if len(chunks) <= 8:
-                self.sock.sendall(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            if len(frames) == 1 and len(frames[0]) == 1:
+                self.sock.sendall(frames[0][0])
             else:
-                for chunk in chunks:
-                    self.sock.sendall(chunk)
+                send_all(self.sock, [c for f in frames for c in f])
         except OSError as exc:
             reason = f"connection to the agent at {self.address} was lost: {exc}"
             self._read_goaway(reason)
@@ -179,18 +197,18 @@ class BlockingClient:
             if self.error is not None:
                 raise self.error
             try:
-                sid, chunks = self.proto.request(method, args, timeout, metadata)
+                sid, frames = self.proto.request(method, args, timeout, metadata)
             except EncodeError as exc:
                 raise encode_error(method, exc) from None
             deadline = None if timeout is None else time.monotonic() + timeout
-            self._send(chunks)
+            self._send(frames)
             try:
                 resp: Response = self._wait(
                     lambda e: type(e) is Response and e.stream_id == sid, deadline
                 )
             except TimeoutError:
                 self.proto.forget(sid)
-                self._send([self.proto.cancel(sid)])
+                self._send([[self.proto.cancel(sid)]])
                 raise DeadlineExceededError(
                     message=f"{method} did not finish within {timeout:g} s"
                 ) from None

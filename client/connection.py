@@ -14,20 +14,19 @@ import socket
 import time
 from typing import Any
 
-from vaccel.client.blocking import encode_error, response_error, unreachable
-from vaccel.protocol.address import Address, AddressError, parse_address
-from vaccel.protocol.codec import EncodeError
-from vaccel.protocol.connection import Connection, GoAway, Hello, Ping, Response
-from vaccel.protocol.errors import ProtocolError
-
 from vaccel import compat
+from vaccel.client.blocking import encode_error, response_error, unreachable
 from vaccel.errors import (
     BadArgumentError,
     DeadlineExceededError,
     UnavailableError,
     VaccelError,
 )
-from vaccel.framewriter import FrameWriter
+from vaccel.protocol.address import Address, AddressError, parse_address
+from vaccel.protocol.codec import EncodeError
+from vaccel.protocol.connection import Connection, GoAway, Hello, Ping, Response
+from vaccel.protocol.errors import ProtocolError
+from vaccel.transport.writer import FrameWriter
 
 
 class _ClientProtocol(asyncio.BufferedProtocol):
@@ -45,7 +44,7 @@ class _ClientProtocol(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         self.writer.attach(transport)
-        self.writer.send([self.proto.hello()])
+        self.writer.send(self.proto.hello())
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.proto.get_buffer(sizehint)
@@ -169,21 +168,17 @@ class AsyncClient:
         if p.error is not None:
             raise p.error
         try:
-            sid, chunks = p.proto.request(method, args, timeout, metadata)
+            sid, frames = p.proto.request(method, args, timeout, metadata)
         except EncodeError as exc:
             raise encode_error(method, exc) from None
         fut: asyncio.Future[Response] = p.loop.create_future()
         p.pending[sid] = fut
+        p.writer.send_message(sid, frames, coalesce=len(p.pending) > 1)
         try:
             if timeout is None:
-                if len(chunks) == 1:
-                    p.writer.send(chunks, coalesce=len(p.pending) > 1)
-                else:
-                    await p.writer.send_large(chunks)
                 resp = await fut
             else:
                 async with compat.timeout(timeout):
-                    await p.writer.send_large(chunks)
                     resp = await fut
         except TimeoutError:
             self._abandon(sid)
@@ -200,7 +195,8 @@ class AsyncClient:
     def _abandon(self, sid: int) -> None:
         p = self._p
         p.pending.pop(sid, None)
-        p.writer.send([p.proto.cancel(sid)])
+        p.writer.abort(sid)
+        p.writer.send(p.proto.cancel(sid))
 
     async def ping(self, timeout: float = 5.0) -> float:
         """One PING round trip, in seconds."""
@@ -211,7 +207,7 @@ class AsyncClient:
         waiter: asyncio.Future[None] = p.loop.create_future()
         p.pings.append(waiter)
         start = time.perf_counter()
-        p.writer.send([p.proto.ping(os.urandom(8))])
+        p.writer.send(p.proto.ping(os.urandom(8)))
         try:
             async with compat.timeout(timeout):
                 await waiter

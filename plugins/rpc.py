@@ -15,16 +15,15 @@ import threading
 from collections.abc import Generator
 from typing import Any
 
-from vaccel.client.blocking import BlockingClient
-from vaccel.client.connection import AsyncClient
-from vaccel.protocol.address import Address, AddressError, parse_address
-
 from vaccel import log
 from vaccel.catalogue import RESOURCE_OPS
+from vaccel.client.blocking import BlockingClient
+from vaccel.client.connection import AsyncClient
 from vaccel.enums import OpType, PluginType
 from vaccel.errors import PluginError
 from vaccel.opargs import CHECKERS
 from vaccel.plugin import Impl, Plugin
+from vaccel.protocol.address import Address, AddressError, parse_address
 from vaccel.resource import Resource
 from vaccel.session import SessionBase
 

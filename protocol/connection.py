@@ -34,8 +34,11 @@ PROTOCOL_VERSION = 1
 #: grows to the largest frame seen.
 SCRATCH_SIZE = 16 * 1024
 # Plain ints for the hot path (IntFlag arithmetic runs in Python).
-_END, _ACK, _HAS_DATA = int(Flags.END), int(Flags.ACK), int(Flags.DATA)
+_END, _ACK, _HAS_DATA, _ABORT = int(Flags.END), int(Flags.ACK), int(Flags.DATA), int(Flags.ABORT)
 _DISCARD = memoryview(bytearray(64 * 1024))
+#: DATA frames are cut at this size (or the peer's frame limit if lower): small enough
+#: for fair interleaving of streams, large enough that headers cost nothing.
+DATA_FRAME = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -265,6 +268,7 @@ class Connection:
             self._response_header(stream_id, flags, payload)
         elif ftype == FrameType.CANCEL:
             if not self.client and stream_id in self.open_streams:
+                self._discard_rest(stream_id)
                 self._events.append(Cancel(stream_id))
         elif ftype == FrameType.HELLO:
             self._hello(payload)
@@ -496,6 +500,18 @@ class Connection:
             raise ProtocolError(
                 f"DATA frame for stream {stream_id}, which has no message awaiting data"
             )
+        if flags & _ABORT:
+            if length:
+                raise ProtocolError(f"ABORT frame for stream {stream_id} must be empty")
+            was_open = asm.data is not None and stream_id in self.open_streams
+            self._abandon(asm)
+            del self._assemblies[stream_id]
+            self.open_streams.discard(stream_id)
+            if self.client and was_open:
+                self._events.append(
+                    Response(stream_id, Status.ABORTED, "the agent abandoned its response", 0, None)
+                )
+            return
         if asm.data is not None and asm.data.filled + length > asm.data.total:
             raise ProtocolError(
                 f"DATA frames for stream {stream_id} overrun the "
@@ -552,7 +568,7 @@ class Connection:
 
     def _message(
         self, stream_id: int, kind: FrameType, fields: list[Any], value: Any
-    ) -> list[Buffer]:
+    ) -> list[list[Buffer]]:
         prepared, bufs = codec.prepare(value)
         sizes = [b.nbytes for b in bufs]
         if sum(sizes) + 8 * len(sizes) > self.peer_limits.max_message:
@@ -571,8 +587,8 @@ class Connection:
             )
         head = HEADER.pack(len(body), stream_id, kind, Flags.DATA if bufs else 0) + body
         if not bufs:
-            return [head]
-        return [head, *data_frames(stream_id, bufs, self.peer_limits.max_frame)]
+            return [[head]]
+        return [[head], *data_frames(stream_id, bufs, min(DATA_FRAME, self.peer_limits.max_frame))]
 
     def request(
         self,
@@ -580,8 +596,8 @@ class Connection:
         args: Any,
         timeout: float | None = None,
         metadata: dict[str, str] | None = None,
-    ) -> tuple[int, list[Buffer]]:
-        """A new stream id and the frames of a request on it."""
+    ) -> tuple[int, list[list[Buffer]]]:
+        """A new stream id and the frames of a request on it (each frame a list of buffers)."""
         stream_id = self.next_stream_id
         timeout_ms = None if timeout is None else max(0, int(timeout * 1000))
         chunks = self._message(
@@ -593,7 +609,7 @@ class Connection:
 
     def response(
         self, stream_id: int, status: Status, message: str = "", errno: int = 0, result: Any = None
-    ) -> list[Buffer]:
+    ) -> list[list[Buffer]]:
         """The frames answering `stream_id` (closing it on this side)."""
         self.forget(stream_id)
         return self._message(stream_id, FrameType.RESPONSE, [int(status), message, errno], result)
@@ -612,8 +628,26 @@ class Connection:
         self._held.clear()
 
     def cancel(self, stream_id: int) -> bytes:
+        """Give up on a stream: what still arrives of its message is discarded."""
+        self._discard_rest(stream_id)
         self.open_streams.discard(stream_id)
         return frame(stream_id, FrameType.CANCEL)
+
+    def _abandon(self, asm: _Assembly) -> None:
+        """Return what a half-received message holds (pending bytes, budget)."""
+        if asm.data is not None:
+            self._pending -= asm.size
+            asm.data = None
+        asm.failure = None
+        held = self._held.pop(asm.stream_id, 0)
+        if held and self.budget is not None:
+            self.budget.give(held)
+
+    def _discard_rest(self, stream_id: int) -> None:
+        """A cancelled stream's half-received message: skip the rest of its DATA frames."""
+        asm = self._assemblies.get(stream_id)
+        if asm is not None:
+            self._abandon(asm)
 
     def goaway(self, status: Status, message: str) -> bytes:
         return frame(

@@ -34,6 +34,8 @@ class Flags(IntFlag):
     ACK = 0x02
     #: REQUEST/RESPONSE: DATA frames with the message's buffers follow.
     DATA = 0x04
+    #: DATA (empty, with END): the sender abandons the message; the receiver discards it.
+    ABORT = 0x08
 
 
 def frame(stream_id: int, ftype: FrameType, payload: bytes = b"", flags: int = 0) -> bytes:
@@ -56,11 +58,15 @@ def data_layout(sizes: Sequence[int]) -> tuple[list[int], int]:
     return offsets, pos
 
 
-def data_frames(stream_id: int, buffers: Sequence[memoryview], max_frame: int) -> list[Buffer]:
+def data_frames(
+    stream_id: int, buffers: Sequence[memoryview], max_frame: int
+) -> list[list[Buffer]]:
     """DATA frames carrying `buffers` back to back (aligned), none over `max_frame` bytes.
 
-    Returns header bytes interleaved with memoryview slices of the caller's buffers: no
-    payload is copied, so the list can go straight to a scatter-gather write.
+    Each frame is a list: its header bytes, then memoryview slices of the caller's
+    buffers (and padding). No payload is copied, so a frame can go straight to a
+    scatter-gather write; a writer hands whole frames to the transport, so frames of
+    other messages may come between them but never inside one.
     """
     pieces: list[memoryview | bytes] = []
     pos = 0
@@ -73,7 +79,8 @@ def data_frames(stream_id: int, buffers: Sequence[memoryview], max_frame: int) -
             pieces.append(buf)
             pos += buf.nbytes
     total = pos
-    out: list[Buffer] = []
+    out: list[list[Buffer]] = []
+    current: list[Buffer] = []
     sent = 0
     room = 0
     for piece in pieces:
@@ -83,11 +90,19 @@ def data_frames(stream_id: int, buffers: Sequence[memoryview], max_frame: int) -
             if room == 0:
                 length = min(max_frame, total - sent)
                 flags = Flags.END if sent + length == total else Flags.NONE
-                out.append(HEADER.pack(length, stream_id, FrameType.DATA, flags))
+                current = [HEADER.pack(length, stream_id, FrameType.DATA, flags)]
+                out.append(current)
                 room = length
                 sent += length
             take = min(room, size - offset)
-            out.append(piece[offset : offset + take] if (offset or take != size) else piece)
+            current.append(piece[offset : offset + take] if (offset or take != size) else piece)
             offset += take
             room -= take
+    if not out:  # buffers that are all empty: one empty END frame closes the message
+        out.append([HEADER.pack(0, stream_id, FrameType.DATA, Flags.END)])
     return out
+
+
+def abort_frame(stream_id: int) -> bytes:
+    """The empty DATA frame that abandons a message whose header was already sent."""
+    return HEADER.pack(0, stream_id, FrameType.DATA, Flags.END | Flags.ABORT)

@@ -16,11 +16,10 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
+from vaccel import log
 from vaccel.protocol.address import Address
 from vaccel.protocol.limits import DEFAULT_LIMITS, Budget, Limits
 from vaccel.protocol.status import Status
-
-from vaccel import log
 from vaccel.runtime import Runtime
 
 from .connection import AgentConnection

@@ -6,15 +6,14 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from vaccel import compat, log
+from vaccel.errors import VaccelError, status_of
 from vaccel.protocol.codec import EncodeError
 from vaccel.protocol.connection import Cancel, Connection, GoAway, Hello, Ping, Rejected, Request
 from vaccel.protocol.errors import ProtocolError
 from vaccel.protocol.frames import Buffer
 from vaccel.protocol.status import Status
-
-from vaccel import compat, log
-from vaccel.errors import VaccelError, status_of
-from vaccel.framewriter import FrameWriter
+from vaccel.transport.writer import FrameWriter
 
 from .dispatch import Later, dispatch
 from .sessions import OwnedObjects
@@ -113,6 +112,8 @@ class AgentConnection(asyncio.BufferedProtocol):
             self.proto.forget(event.stream_id)
             if task is not None:
                 task.cancel()
+            if self.writer is not None:
+                self.writer.abort(event.stream_id)
         elif isinstance(event, Hello):
             if self._handshake_timer is not None:
                 self._handshake_timer.cancel()
@@ -126,7 +127,7 @@ class AgentConnection(asyncio.BufferedProtocol):
 
     def _send(self, frame: bytes) -> None:
         if self.writer is not None:
-            self.writer.send([frame])
+            self.writer.send(frame)
 
     def _request(self, req: Request) -> None:
         try:
@@ -188,7 +189,7 @@ class AgentConnection(asyncio.BufferedProtocol):
 
     # ------------------------------------------------------------------ replies
 
-    def _encode(self, sid: int, result: Any) -> list[Buffer] | None:
+    def _encode(self, sid: int, result: Any) -> list[list[Buffer]] | None:
         try:
             return self.proto.response(sid, Status.OK, "", 0, result)
         except EncodeError as exc:
@@ -196,21 +197,23 @@ class AgentConnection(asyncio.BufferedProtocol):
             return None
 
     def _reply(self, sid: int, result: Any) -> None:
-        chunks = self._encode(sid, result)
-        if chunks is not None and self.writer is not None:
-            self.writer.send(chunks)
+        frames = self._encode(sid, result)
+        if frames is not None and self.writer is not None:
+            self.writer.send_message(sid, frames)
 
     async def _reply_big(self, sid: int, result: Any) -> None:
-        chunks = self._encode(sid, result)
-        if chunks is not None and self.writer is not None:
-            await self.writer.send_large(chunks)
+        frames = self._encode(sid, result)
+        if frames is not None and self.writer is not None:
+            done = self.writer.send_message(sid, frames)
+            if done is not None:
+                await done
 
     def _reply_error(self, sid: int, exc: VaccelError) -> None:
         self._reply_status(sid, Status(status_of(exc)), exc.message, exc.code)
 
     def _reply_status(self, sid: int, status: Status, message: str, errno: int) -> None:
         if self.writer is not None:
-            self.writer.send(self.proto.response(sid, status, message, errno))
+            self.writer.send_message(sid, self.proto.response(sid, status, message, errno))
 
     # ------------------------------------------------------------------ ending
 

@@ -9,11 +9,10 @@ import signal
 import sys
 from collections.abc import Callable
 
-from vaccel.protocol.address import AddressError, parse_address
-
 from vaccel.compat import run
 from vaccel.config import Config
 from vaccel.errors import VaccelError
+from vaccel.protocol.address import AddressError, parse_address
 from vaccel.runtime import Runtime
 
 from .agent import Agent

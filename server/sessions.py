@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from vaccel.protocol.limits import Budget
-
 from vaccel import log
 from vaccel.enums import ResourceType
 from vaccel.errors import BadArgumentError, NotFoundError, ResourceExhaustedError
+from vaccel.protocol.limits import Budget
 from vaccel.resource import Resource
 from vaccel.runtime import Runtime
 from vaccel.session import AsyncSession

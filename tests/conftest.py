@@ -6,11 +6,12 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from vaccel.server.spawn import clean_env
 
 from vaccel import Config, Runtime
+from vaccel.server.spawn import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "tests" / "data" / "vaccel-pynq.md"
@@ -74,3 +75,25 @@ def assert_transcript(ours: list[str], seed: list[str], extra_ok: re.Pattern[str
                 f"unexpected line {line!r} (next seed line {seed[i : i + 1]})\n" + "\n".join(ours)
             )
     assert i == len(seed), f"seed line not found: {seed[i]!r}\nours:\n" + "\n".join(ours)
+
+
+def _loop_factories() -> dict[str, Any]:
+    import asyncio
+
+    factories: dict[str, Any] = {"asyncio": asyncio.new_event_loop}
+    try:
+        import uvloop
+    except ImportError:  # no uvloop wheel (32-bit ARM): the stdlib loop only
+        return factories
+    factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
+LOOP_FACTORIES = _loop_factories()
+
+
+def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Any]:
+    """Async tests marked `both_loops` run under the stdlib loop and uvloop, others stdlib."""
+    if item.get_closest_marker("both_loops"):
+        return LOOP_FACTORIES
+    return {"asyncio": LOOP_FACTORIES["asyncio"]}

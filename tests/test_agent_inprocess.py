@@ -7,11 +7,11 @@ import asyncio
 from pathlib import Path
 
 import numpy as np
+
+from vaccel import Config, Runtime
 from vaccel.client.connection import AsyncClient
 from vaccel.protocol.address import parse_address
 from vaccel.server.agent import Agent
-
-from vaccel import Config, Runtime
 
 
 def test_connection_close_frees_its_sessions_and_budget(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from vaccel.protocol import codec
 from vaccel.protocol.address import VMADDR_CID_ANY, AddressError, parse_address
 from vaccel.protocol.connection import (
@@ -62,8 +63,8 @@ def pair(limits: Limits | None = None) -> tuple[Connection, Connection]:
     return client, server
 
 
-def wire(chunks: list[Any]) -> bytes:
-    return b"".join(bytes(c) for c in chunks)
+def wire(frames: list[list[Any]]) -> bytes:
+    return b"".join(bytes(c) for f in frames for c in f)
 
 
 def feed(conn: Connection, data: bytes, step: int | None = None) -> list[Any]:

@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 from agent_proc import AgentProcess, start_agent
 from conftest import VENV_BIN, assert_transcript, seed_console_blocks, tool_env
-from vaccel.client.connection import AsyncClient
-from vaccel.protocol.frames import HEADER
 
 from vaccel import AsyncSession, Config, Resource, ResourceType, Runtime, Session
+from vaccel.client.connection import AsyncClient
 from vaccel.errors import (
     BadArgumentError,
     DeadlineExceededError,
@@ -28,6 +27,7 @@ from vaccel.errors import (
     PermissionDeniedError,
     UnavailableError,
 )
+from vaccel.protocol.frames import HEADER
 
 f32 = np.float32
 
