@@ -399,17 +399,23 @@ def test_container_config_matches_the_configmap() -> None:
 
 
 def test_config_keys_are_agent_flags() -> None:
-    """Once the agent takes --config, every key of the config files is one of its long flags."""
+    """Once the agent takes --config, every active key of the config files is one of its flags.
+
+    The commented-out examples (token-file, tenants) name features that may land later, so
+    they are not held to the agent's flags here.
+    """
     agent = shutil.which("vaccel-agent", path=str(Path(sys.executable).parent))
     if agent is None:
         pytest.skip("vaccel-agent is not installed beside this interpreter")
-    done = subprocess.run([agent, "--help"], capture_output=True, text=True, timeout=30, check=True)
+    done = subprocess.run(
+        [agent, "--help"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, f"vaccel-agent --help failed: {done.stderr}"
     flags = set(re.findall(r"--[a-z][a-z0-9-]*", done.stdout))
     if "--config" not in flags:
         pytest.skip("this vaccel-agent does not read a config file yet")
     for name, read in CONFIGS.items():
-        enabled = tomllib.loads(uncomment_examples(read()))
-        for key in enabled.keys() - {"tenants"}:
+        for key in tomllib.loads(read()):
             if key == "plugins" and "--plugins" not in flags:
                 continue  # VACCEL_PLUGINS' key, where the agent has no flag for it
             assert f"--{key}" in flags, f"{name}: {key} is not a vaccel-agent flag"
@@ -502,9 +508,10 @@ def test_unit_as_shipped_only_lacks_the_agent_binary() -> None:
     if Path(binary).exists():
         assert lines == [] and done.returncode == 0, done.stderr
     else:
-        assert lines == [
-            f"{UNIT.name}: Command {binary} is not executable: No such file or directory"
-        ]
+        # systemd 252: "vaccel-agent.service: Command /usr/local/bin/vaccel-agent is not
+        # executable: No such file or directory"; the wording varies between releases.
+        assert len(lines) == 1, done.stderr
+        assert binary in lines[0] and "executable" in lines[0], done.stderr
 
 
 def test_systemd_analyze_verify_catches_mistakes(tmp_path: Path) -> None:
