@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import ProtocolError
 from .frames import data_layout
+from .status import Status
 
 EXT_ARRAY_REF = 1
 EXT_BYTES_REF = 2
@@ -36,7 +37,15 @@ _DTYPES: dict[bytes, np.dtype[Any]] = {}
 
 
 class EncodeError(TypeError):
-    """A value that has no wire form (the message names its type)."""
+    """A value that cannot be sent: it has no wire form, or it exceeds the peer's limits.
+
+    `status` is what reports it (INVALID_ARGUMENT for a type, RESOURCE_EXHAUSTED for a size).
+    """
+
+    def __init__(self, message: str, status: Status = Status.INVALID_ARGUMENT) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
 
 
 def _array_bytes(arr: np.ndarray[Any, Any]) -> memoryview:
@@ -165,7 +174,8 @@ def _ext_hook(code: int, payload: bytes) -> Any:
             dtype, shape, pos = _read_descriptor(payload, 0)
             if math.prod(shape) * dtype.itemsize != len(payload) - pos:
                 raise ValueError("inline array size does not match its shape")
-            return np.frombuffer(bytearray(payload[pos:]), dtype=dtype).reshape(shape)
+            # One copy: the array must outlive (and be writable apart from) the body.
+            return np.frombuffer(payload, dtype=dtype, offset=pos).reshape(shape).copy()
         if code == EXT_ARRAY_REF:
             (index,) = _INDEX.unpack_from(payload)
             dtype, shape, pos = _read_descriptor(payload, _INDEX.size)
@@ -181,15 +191,64 @@ def _ext_hook(code: int, payload: bytes) -> Any:
     raise ValueError(f"unknown ext type {code}")
 
 
-def decode_counting(body: bytes | memoryview) -> tuple[Any, bool]:
-    """Decode a msgpack body, and say whether it holds buffer references."""
+class _TooLarge(ValueError):
+    """A body with more values than the decoder accepts."""
+
+
+def _depth(value: Any, limit: int) -> int:
+    """The nesting depth of lists and maps in `value`, counted up to `limit` + 1."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > limit:
+            return depth
+        deepest = max(deepest, depth)
+        if isinstance(obj, list):
+            stack.extend((x, depth + 1) for x in obj if isinstance(x, (list, dict)))
+        elif isinstance(obj, dict):
+            stack.extend((x, depth + 1) for x in obj.values() if isinstance(x, (list, dict)))
+    return deepest
+
+
+def decode_counting(
+    body: bytes | memoryview, max_elements: int = 65536, max_depth: int = 32
+) -> tuple[Any, bool]:
+    """Decode a msgpack body within limits, and say whether it holds buffer references.
+
+    At most `max_elements` values in lists (all levels together) and `max_depth` levels
+    of nesting: decoding a hostile body costs bounded time and no recursion.
+    """
     before = _Ref.made
+    count = [0, 0]  # values in lists, lists
+
+    def counted(items: list[Any]) -> list[Any]:
+        count[0] += len(items)
+        count[1] += 1
+        if count[0] > max_elements:
+            raise _TooLarge(f"the body holds more than {max_elements} values")
+        return items
+
     try:
-        value = msgpack.unpackb(body, raw=False, ext_hook=_ext_hook, strict_map_key=False)
+        value = msgpack.unpackb(
+            body,
+            raw=False,
+            ext_hook=_ext_hook,
+            list_hook=counted,
+            strict_map_key=False,
+            max_array_len=max_elements,
+            max_map_len=max_elements // 4,
+        )
+    except _TooLarge as exc:
+        raise ProtocolError(
+            f"message body too large to decode: {exc}", Status.RESOURCE_EXHAUSTED, fatal=False
+        ) from None
     except Exception as exc:  # msgpack raises many types; all mean "not a valid body"
         raise ProtocolError(
             f"message body is not valid msgpack: {type(exc).__name__}: {exc}", fatal=False
         ) from None
+    if count[1] > 4 and _depth(value, max_depth) > max_depth:
+        raise ProtocolError(f"message body nests deeper than {max_depth} levels", fatal=False)
     return value, _Ref.made != before
 
 

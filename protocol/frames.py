@@ -24,6 +24,7 @@ class FrameType(IntEnum):
     CANCEL = 0x05
     GOAWAY = 0x06
     PING = 0x07
+    AUTH = 0x08
 
 
 class Flags(IntFlag):

@@ -12,6 +12,7 @@ from vaccel.protocol.codec import EncodeError
 from vaccel.protocol.connection import Cancel, Connection, GoAway, Hello, Ping, Rejected, Request
 from vaccel.protocol.errors import ProtocolError
 from vaccel.protocol.frames import Buffer
+from vaccel.protocol.limits import Account
 from vaccel.protocol.status import Status
 from vaccel.transport.writer import FrameWriter
 
@@ -28,7 +29,7 @@ class AgentConnection(asyncio.BufferedProtocol):
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.proto = Connection(
-            client=False, limits=agent.limits, agent=agent.name, budget=agent.budget
+            client=False, limits=agent.limits, agent=agent.name, account=Account([agent.budget])
         )
         self.owned = OwnedObjects(
             agent.runtime,

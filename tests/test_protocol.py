@@ -311,11 +311,11 @@ def test_header_layout() -> None:
 
 
 def test_memory_budget_is_held_until_the_response() -> None:
-    from vaccel.protocol.limits import Budget
+    from vaccel.protocol.limits import Account, Budget
 
-    budget = Budget(100_000)
+    budget = Budget(100_000, "agent memory")
     client = Connection(True)
-    server = Connection(False, budget=budget)
+    server = Connection(False, account=Account([budget]))
     server.receive(client.hello())
     client.receive(server.hello())
     big = np.zeros(60_000, np.uint8)
@@ -323,7 +323,7 @@ def test_memory_budget_is_held_until_the_response() -> None:
     assert isinstance(first, Request) and budget.used >= 60_000
     (second,) = server.receive(wire(client.request("op", [big])[1]))
     assert isinstance(second, Rejected) and second.status == Status.RESOURCE_EXHAUSTED
-    assert "budget" in second.message
+    assert "agent memory limit" in second.message
     server.response(first.stream_id, Status.OK)
     assert budget.used == 0
     (third,) = server.receive(wire(client.request("op", [big])[1]))
