@@ -52,7 +52,9 @@ deb=$(ls "$VM/${pkg}"_*.deb 2>/dev/null | head -n1 || true)
 if [ -z "$deb" ]; then
     log "fetching $pkg"
     # The sandbox user _apt may not write here; the download is of a signed archive anyway.
-    (cd "$VM" && apt-get download -qq -o APT::Sandbox::User=root "$pkg")
+    # (stale package lists name a version the mirror dropped: refresh them and retry once)
+    download() { (cd "$VM" && apt-get download -qq -o APT::Sandbox::User=root "$pkg"); }
+    download || { apt-get update -qq && download; }
     deb=$(ls "$VM/${pkg}"_*.deb | head -n1)
 fi
 # Kernels of older packages are dropped from the cache.
