@@ -6,7 +6,7 @@ import asyncio
 
 from vaccel.config import Config
 
-from .connection import AsyncClient
+from .asyncclient import AsyncClient
 
 
 async def _ping(address: str, count: int) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from vaccel import log
 from vaccel.catalogue import RESOURCE_OPS
 from vaccel.client.blocking import BlockingClient
-from vaccel.client.connection import AsyncClient
+from vaccel.client.asyncclient import AsyncClient
 from vaccel.enums import OpType, PluginType
 from vaccel.errors import PluginError
 from vaccel.opargs import CHECKERS
@@ -39,10 +39,6 @@ class _Link:
         self.blocking = blocking
         self.users = 0
         self.resources: dict[int, int] = {}  # local resource id -> the agent's id
-
-
-def _is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
-    return type(loop).__module__.startswith("uvloop")
 
 
 class RpcPlugin(Plugin):
@@ -99,9 +95,6 @@ class RpcPlugin(Plugin):
 
     async def _acquire_async(self) -> _Link:
         loop = asyncio.get_running_loop()
-        if self.address.scheme == "vsock" and _is_uvloop(loop):
-            # uvloop cannot carry AF_VSOCK (it sets TCP_NODELAY: OSError 92).
-            return await asyncio.to_thread(self._acquire_sync)
         lock = self._link_locks.setdefault(loop, asyncio.Lock())
         async with lock:
             link = self._links.get(loop)

@@ -1,4 +1,4 @@
-"""Endpoint addresses: tcp://HOST:PORT, unix:///PATH, vsock://CID:PORT (CID may be ANY)."""
+"""Endpoint addresses: tcp://HOST:PORT, tls://HOST:PORT, unix:///PATH, vsock://CID:PORT."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ class AddressError(ValueError):
 
 @dataclass(frozen=True)
 class Address:
-    scheme: str  # "tcp", "unix" or "vsock"
+    """A parsed endpoint; `str()` gives it back in canonical form."""
+
+    scheme: str  # "tcp", "tls", "unix" or "vsock"
     host: str = ""
     port: int = 0
     path: str = ""
@@ -29,12 +31,12 @@ class Address:
             cid = "ANY" if self.cid == VMADDR_CID_ANY else str(self.cid)
             return f"vsock://{cid}:{self.port}"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"tcp://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
 
 def parse_address(raw: str) -> Address:
     """Parse an endpoint; raises AddressError naming the expected forms."""
-    forms = "expected tcp://HOST:PORT, unix:///PATH or vsock://CID:PORT"
+    forms = "expected tcp://HOST:PORT, tls://HOST:PORT, unix:///PATH or vsock://CID:PORT"
     if "://" not in raw:
         raise AddressError(f"address {raw!r} has no scheme; {forms}")
     scheme, rest = raw.split("://", 1)
@@ -54,7 +56,7 @@ def parse_address(raw: str) -> Address:
         else:
             raise AddressError(f"address {raw!r}: CID must be a number or ANY")
         return Address("vsock", cid=cid, port=int(port_text))
-    if scheme == "tcp":
+    if scheme in ("tcp", "tls"):
         parts = urlsplit(f"//{rest}")
         try:
             port = parts.port
@@ -62,5 +64,5 @@ def parse_address(raw: str) -> Address:
             raise AddressError(f"address {raw!r} has a bad port; {forms}") from None
         if port is None or not parts.hostname:
             raise AddressError(f"address {raw!r} needs HOST:PORT; {forms}")
-        return Address("tcp", host=parts.hostname, port=port)
+        return Address(scheme, host=parts.hostname, port=port)
     raise AddressError(f"address {raw!r} has unknown scheme {scheme!r}; {forms}")

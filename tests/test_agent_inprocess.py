@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from vaccel import Config, Runtime
-from vaccel.client.connection import AsyncClient
+from vaccel.client.asyncclient import AsyncClient
 from vaccel.protocol.address import parse_address
 from vaccel.server.agent import Agent
 

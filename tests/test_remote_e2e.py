@@ -18,7 +18,7 @@ from agent_proc import AgentProcess, start_agent
 from conftest import VENV_BIN, assert_transcript, seed_console_blocks, tool_env
 
 from vaccel import AsyncSession, Config, Resource, ResourceType, Runtime, Session
-from vaccel.client.connection import AsyncClient
+from vaccel.client.asyncclient import AsyncClient
 from vaccel.errors import (
     BadArgumentError,
     DeadlineExceededError,

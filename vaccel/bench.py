@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .client.connection import AsyncClient
+from .client.asyncclient import AsyncClient
 from .compat import run
 from .config import Config
 from .runtime import Runtime

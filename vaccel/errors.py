@@ -82,6 +82,27 @@ class UnavailableError(VaccelError, ConnectionError):
     default_code = errno.ECONNREFUSED
 
 
+class ConnectionLostError(UnavailableError):
+    """An established connection to the agent broke (reset, closed, or the agent froze)."""
+
+    default_code = errno.ECONNRESET
+
+
+class SessionLostError(UnavailableError):
+    """The session lived on an agent connection that is gone: its state went with it.
+
+    It is never recreated behind the caller's back; open a new session.
+    """
+
+    default_code = errno.ENOTCONN
+
+
+class UnauthenticatedError(PermissionDeniedError):
+    """The agent refused our credentials, or wants some we did not give."""
+
+    default_code = errno.EACCES
+
+
 class ResourceExhaustedError(VaccelError):
     """A limit was hit: message size, streams in flight, sessions."""
 
@@ -98,6 +119,7 @@ class CancelledError(VaccelError):
 # can report an error and the client can raise the same class with the same errno.
 _STATUS_OF: list[tuple[type[VaccelError], int]] = [
     (CancelledError, 1),
+    (UnauthenticatedError, 16),
     (BadArgumentError, 3),
     (DeadlineExceededError, 4),
     (NotFoundError, 5),
@@ -112,7 +134,8 @@ _STATUS_OF: list[tuple[type[VaccelError], int]] = [
 _CLASS_OF = {status: cls for cls, status in _STATUS_OF}
 _CLASS_OF[6] = BadArgumentError  # ALREADY_EXISTS
 _CLASS_OF[11] = BadArgumentError  # OUT_OF_RANGE
-_CLASS_OF[16] = PermissionDeniedError  # UNAUTHENTICATED
+_CLASS_OF[16] = UnauthenticatedError  # UNAUTHENTICATED
+_CLASS_OF[10] = ConnectionLostError  # ABORTED: the agent abandoned the call
 
 
 def status_of(exc: VaccelError) -> int:

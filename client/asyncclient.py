@@ -1,0 +1,238 @@
+"""The asyncio client: one connection to an agent, many calls in flight on it.
+
+Each call gets an odd stream id and a future; responses resolve futures in whatever
+order the agent finishes. A per-call deadline is sent to the agent and enforced here;
+a call that times out or is cancelled stops sending its data (ABORT) and sends CANCEL,
+so the agent drops it. An idle connection is probed with PINGs: an agent that stays
+silent is declared dead, and every pending call fails with ConnectionLostError. When
+the connection goes, every pending call fails at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import time
+from typing import Any
+
+from vaccel import compat
+from vaccel.errors import (
+    BadArgumentError,
+    ConnectionLostError,
+    DeadlineExceededError,
+    VaccelError,
+)
+from vaccel.protocol.address import Address, AddressError, parse_address
+from vaccel.protocol.connection import Connection
+from vaccel.protocol.errors import ProtocolError
+from vaccel.protocol.events import GoAway, Hello, Ping, Response
+from vaccel.transport.adapter import Handler, Link
+from vaccel.transport.errors import broke_protocol, lost, map_connect_errors
+from vaccel.transport.sockets import open_connection
+
+from .common import (
+    CLIENT_NAME,
+    DEFAULT_KEEPALIVE,
+    call_result,
+    goaway_error,
+    keepalive_expired,
+    start_call,
+)
+
+
+class _ClientHandler(Handler):
+    """The client's side of the events: resolve calls, watch liveness."""
+
+    def __init__(self, address: Address, keepalive: float) -> None:
+        self.address = address
+        self.keepalive = keepalive
+        self.link: Link | None = None
+        self.proto: Connection | None = None
+        self.loop = asyncio.get_running_loop()
+        self.pending: dict[int, asyncio.Future[Response]] = {}
+        self.hello: asyncio.Future[Hello] = self.loop.create_future()
+        self.pings: list[asyncio.Future[None]] = []
+        self.error: VaccelError | None = None
+        self._seen = -1
+        self._probe_sent: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, link: Link) -> Connection:
+        self.link = link
+        self.proto = Connection(client=True, agent=CLIENT_NAME)
+        link.send(self.proto.hello())
+        if self.keepalive > 0:
+            self._timer = self.loop.call_later(self.keepalive, self._tick)
+        return self.proto
+
+    def on_hello(self, event: Hello) -> None:
+        if not self.hello.done():
+            self.hello.set_result(event)
+
+    def on_response(self, event: Response) -> None:
+        fut = self.pending.pop(event.stream_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(event)
+
+    def on_goaway(self, event: GoAway) -> None:
+        self.fail(goaway_error(self.address, event))
+
+    def on_ping(self, event: Ping) -> None:
+        if self.pings:
+            waiter = self.pings.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def on_protocol_error(self, exc: ProtocolError) -> None:
+        handshaking = self.link is not None and self.link.handshaking
+        self.fail(broke_protocol(self.address, exc, handshaking))
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.fail(lost(self.address, exc))
+
+    def fail(self, error: VaccelError) -> None:
+        """Fail every waiter with `error` (the first reason is kept)."""
+        if self.error is None:
+            self.error = error
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        futures: list[asyncio.Future[Any]] = [*self.pending.values(), *self.pings, self.hello]
+        for fut in futures:
+            if not fut.done():
+                fut.set_exception(self.error)
+                if fut is self.hello:
+                    fut.exception()  # retrieved: connect() may already have given up
+        self.pending.clear()
+        self.pings.clear()
+
+    def _tick(self) -> None:
+        """Keepalive: PING after a silence; give up if the silence outlasts the PING."""
+        self._timer = None
+        if self.error is not None or self.link is None or self.proto is None:
+            return
+        received = self.proto.reader.received
+        now = time.monotonic()
+        if received != self._seen:
+            self._seen, self._probe_sent = received, None
+        elif self._probe_sent is None:
+            self._probe_sent = now
+            self.link.send(self.proto.ping(os.urandom(8)))
+        elif now - self._probe_sent >= self.keepalive:
+            self.fail(keepalive_expired(self.address, self.keepalive))
+            self.link.close()
+            return
+        self._timer = self.loop.call_later(self.keepalive, self._tick)
+
+
+class AsyncClient:
+    """A connection to an agent; `call` is safe to use from many tasks at once."""
+
+    def __init__(self, link: Link, handler: _ClientHandler, address: Address) -> None:
+        self._link = link
+        self._h = handler
+        self.address = address
+        self.peer: Hello | None = None
+
+    @classmethod
+    async def connect(
+        cls,
+        address: str | Address,
+        timeout: float = 10.0,
+        *,
+        keepalive: float = DEFAULT_KEEPALIVE,
+        ssl_context: ssl.SSLContext | None = None,
+        source: str | None = None,
+    ) -> AsyncClient:
+        """Connect and complete the handshake; UnavailableError says why it failed."""
+        try:
+            addr = parse_address(address) if isinstance(address, str) else address
+        except AddressError as exc:
+            raise BadArgumentError(message=str(exc)) from None
+        handler = _ClientHandler(addr, keepalive)
+        with map_connect_errors(addr, timeout):
+            async with compat.timeout(timeout):
+                _, link = await open_connection(
+                    addr, lambda: Link(handler), ssl_context=ssl_context, source=source
+                )
+                assert isinstance(link, Link)
+                client = cls(link, handler, addr)
+                try:
+                    client.peer = await handler.hello
+                except BaseException:
+                    link.close()
+                    raise
+        return client
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection failed or was closed: calls would fail at once."""
+        return self._h.error is not None or self._link.closed
+
+    @property
+    def error(self) -> VaccelError | None:
+        """Why the connection is unusable, once it is."""
+        return self._h.error
+
+    async def call(
+        self,
+        method: str,
+        args: Any,
+        timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Any:
+        """Send one request and wait for its answer (or its deadline)."""
+        h = self._h
+        if h.error is not None:
+            raise h.error
+        assert h.proto is not None
+        sid, frames = start_call(h.proto, method, args, timeout, metadata)
+        fut: asyncio.Future[Response] = h.loop.create_future()
+        h.pending[sid] = fut
+        self._link.send_message(sid, frames, coalesce=len(h.pending) > 1)
+        try:
+            if timeout is None:
+                resp = await fut
+            else:
+                async with compat.timeout(timeout):
+                    resp = await fut
+        except TimeoutError:
+            self._abandon(sid)
+            raise DeadlineExceededError(
+                message=f"{method} did not finish within {timeout:g} s"
+            ) from None
+        except asyncio.CancelledError:
+            self._abandon(sid)
+            raise
+        return call_result(resp)
+
+    def _abandon(self, sid: int) -> None:
+        h = self._h
+        h.pending.pop(sid, None)
+        if h.error is None and h.proto is not None:
+            self._link.abort(sid)
+            self._link.send(h.proto.cancel(sid))
+
+    async def ping(self, timeout: float = 5.0) -> float:
+        """One PING round trip, in seconds."""
+        h = self._h
+        if h.error is not None:
+            raise h.error
+        assert h.proto is not None
+        waiter: asyncio.Future[None] = h.loop.create_future()
+        h.pings.append(waiter)
+        start = time.perf_counter()
+        self._link.send(h.proto.ping(os.urandom(8)))
+        try:
+            async with compat.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            raise DeadlineExceededError(message=f"no PING answer within {timeout:g} s") from None
+        return time.perf_counter() - start
+
+    async def close(self) -> None:
+        """Close the connection; pending calls fail with UnavailableError."""
+        self._link.close()
+        self._h.fail(ConnectionLostError(message=f"client closed its connection to {self.address}"))
+        await asyncio.sleep(0)
