@@ -4,9 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYNQ_VENV := .venv-pynq
-PYNQ_STAMP := $(PYNQ_VENV)/.installed
+# PYNQ 3.x images run Python 3.10: .venv-pynq mirrors one (Python 3.10, pynq, numpy<2).
+# The first python3.10 that runs (a pyenv shim may exist and refuse).
+PYNQ_PYTHON ?= $(shell for p in $$(command -v python3.10) $(HOME)/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo "$$p"; break; }; done)
+PYNQ_STAMP := $(PYNQ_VENV)/.installed-py3.10
 
-.PHONY: install test demo agent bench lint clean test-pynq
+.PHONY: install test demo agent bench lint clean test-pynq wheel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +19,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The pynq package pins numpy<2: it gets an environment of its own.
+# The pynq package pins numpy<2: it gets an environment of its own, on the board's Python.
 $(PYNQ_STAMP): pyproject.toml
-	$(PYTHON) -m venv $(PYNQ_VENV)
+	@test -n "$(PYNQ_PYTHON)" || { echo "make: $(PYNQ_VENV) needs Python 3.10, the Python of PYNQ 3.x images; install it (pyenv install 3.10) or pass PYNQ_PYTHON=/path/to/python3.10" >&2; exit 1; }
+	@$(PYNQ_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' || { echo "make: PYNQ_PYTHON=$(PYNQ_PYTHON) is not Python 3.10" >&2; exit 1; }
+	rm -rf $(PYNQ_VENV)
+	$(PYNQ_PYTHON) -m venv $(PYNQ_VENV)
 	$(PYNQ_VENV)/bin/python -m pip install -q --upgrade pip
-	$(PYNQ_VENV)/bin/python -m pip install -q -e '.[dev,pynq]'
+	$(PYNQ_VENV)/bin/python -m pip install -q -e '.[dev,pynq]' 'numpy<2'
 	touch $(PYNQ_STAMP)
 
 test: $(STAMP) $(PYNQ_STAMP)

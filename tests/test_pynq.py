@@ -1,7 +1,10 @@
-"""The pynq plugin: its driver against the register-level model, and its load errors.
+"""The pynq plugin: its ops against the register-level model, its settings, load errors.
 
 Runs in both environments: `.venv` (no pynq: the "not installed" error) and
-`.venv-pynq` (the real pynq package, numpy<2: the "no device" errors).
+`.venv-pynq` (Python 3.10 like a PYNQ 3.x image, the real pynq package, numpy<2: the
+"no device" errors). The model's own strictness is tested in test_pynq_model.py, the
+CMA budget in test_pynq_memory.py, faults in test_pynq_faults.py, threads in
+test_pynq_concurrency.py.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import VENV_BIN, tool_env
-from vaccel.plugins.pynq.registers import AP_DONE, AP_IDLE, AP_START, CTRL, VADD
-from vaccel.plugins.pynq.sim import SimBoard
 
 from vaccel import Config, Runtime, Session
 from vaccel.errors import DeadlineExceededError, NotSupportedError, PluginError
+from vaccel.plugins.pynq.registers import AP_DONE, AP_IDLE, AP_START, CTRL, VADD
+from vaccel.plugins.pynq.sim import SimBoard
 
 HAS_PYNQ = importlib.util.find_spec("pynq") is not None
 F32 = np.float32
@@ -78,7 +81,7 @@ def test_seed_vector_add_on_the_model(sim: Any) -> None:
 
 def test_chunking_and_tiling_count_runs(sim: Any) -> None:
     runtime = sim(VACCEL_PYNQ_CHUNK="1000")
-    cores = plugin_of(runtime).cores
+    cores = plugin_of(runtime).fabric.cores
     a = RNG.random(2500, dtype=F32)
     m = RNG.random(150 * 150, dtype=F32)
     with Session(runtime=runtime) as s:
@@ -88,27 +91,37 @@ def test_chunking_and_tiling_count_runs(sim: Any) -> None:
     assert cores["mmult"].runs == 27  # 3 x 3 output tiles, 3 k-tiles each
 
 
-def test_buffers_are_reused_for_same_sizes(sim: Any) -> None:
+def test_buffers_are_reused_and_tails_share_size_classes(sim: Any) -> None:
     runtime = sim()
-    cache = plugin_of(runtime).cache
+    pool = plugin_of(runtime).fabric.pool
     a = RNG.random(4096, dtype=F32)
     with Session(runtime=runtime) as s:
         s.fpga_vadd(a, a)
-        first = cache.allocations
+        first = pool.allocations
         for _ in range(5):
             s.fpga_vadd(a, a)
-        assert cache.allocations == first == 3
-        s.fpga_vadd(a[:100], a[:100])
-        assert cache.allocations == 6
+        assert pool.allocations == first == 3
+        for n in (4000, 3900, 3100):  # other lengths, same size class: the same buffers
+            np.testing.assert_array_equal(s.fpga_vadd(a[:n], a[:n]), a[:n] + a[:n])
+        assert pool.allocations == 3
+        s.fpga_vadd(a[:100], a[:100])  # the smallest class: new buffers
+        assert pool.allocations == 6
 
 
-def test_core_that_never_finishes_times_out(sim: Any) -> None:
-    runtime = sim(VACCEL_PYNQ_SIM_HANG="vadd_0", VACCEL_PYNQ_TIMEOUT="0.2")
-    with Session(runtime=runtime) as s:
-        with pytest.raises(DeadlineExceededError) as err:
-            s.fpga_vadd([1.0], [2.0])
-        assert "vadd_0" in str(err.value) and "ap_done" in str(err.value)
-        assert s.fpga_arraycopy([7]) == [7]  # the other cores still work
+@pytest.mark.parametrize(
+    ("op", "args"),
+    [
+        ("fpga_vadd", ([], [])),
+        ("fpga_parallel", (np.empty(0, F32), np.empty(0, F32))),
+        ("fpga_arraycopy", ([],)),
+        ("fpga_mmult", ([], [])),
+    ],
+)
+def test_empty_inputs_are_bad_arguments(sim: Any, op: str, args: tuple[Any, ...]) -> None:
+    runtime = sim()
+    with Session(runtime=runtime) as s, pytest.raises(BadArgumentError, match="empty"):
+        getattr(s, op)(*args)
+    assert plugin_of(runtime).fabric.pool.allocations == 0
 
 
 def test_missing_core_is_a_load_error(sim: Any) -> None:
@@ -135,48 +148,14 @@ def test_cores_can_be_renamed_or_left_out(sim: Any) -> None:
         ({"VACCEL_PYNQ_TIMEOUT": "soon"}, "not a number"),
         ({"VACCEL_PYNQ_CHUNK": "-4"}, "positive"),
         ({"VACCEL_PYNQ_BOARD": "zcu104"}, "expected 'pynq'"),
+        ({"VACCEL_PYNQ_CMA_BYTES": "lots"}, "VACCEL_PYNQ_CMA_BYTES.*not a number"),
+        ({"VACCEL_PYNQ_RELOAD_ON_FAULT": "sometimes"}, "VACCEL_PYNQ_RELOAD_ON_FAULT"),
+        ({"VACCEL_PYNQ_SIM_SLOW": "vadd_0=soon"}, "ip=seconds"),
     ],
 )
 def test_bad_settings(sim: Any, env: dict[str, str], words: str) -> None:
     with pytest.raises(PluginError, match=words):
         sim(**env)
-
-
-# --- the model itself is strict, so the driver's correctness is what the tests see ------
-
-
-def test_model_computes_only_on_start_and_needs_cache_syncs() -> None:
-    board = SimBoard(ips=["vadd_0"])
-    core = board.overlay.vadd_0
-    a, b, c = (board.allocate(shape=(4,), dtype=F32) for _ in range(3))
-    a[:] = [1, 2, 3, 4]
-    b[:] = [10, 20, 30, 40]
-    for name, buf in (("a", a), ("b", b), ("c", c)):
-        core.write(VADD.pointers[name], buf.physical_address & 0xFFFFFFFF)
-        core.write(VADD.pointers[name] + 4, buf.physical_address >> 32)
-    core.write(VADD.scalars["len"], 4)
-    assert core.runs == 0 and core.read(CTRL) & AP_IDLE  # arguments alone do nothing
-    core.write(CTRL, AP_START)  # inputs never flushed: the core sees zeros
-    assert core.read(CTRL) & AP_DONE and not core.read(CTRL) & AP_DONE  # clear on read
-    c.sync_from_device()
-    assert c.tolist() == [0, 0, 0, 0]
-    a.sync_to_device()
-    b.sync_to_device()
-    core.write(CTRL, AP_START)
-    assert c.tolist() == [0, 0, 0, 0]  # not invalidated yet: the CPU view is stale
-    c.sync_from_device()
-    assert c.tolist() == [11, 22, 33, 44]
-
-
-def test_model_faults_on_wrong_address_or_length() -> None:
-    board = SimBoard(ips=["vadd_0"])
-    core = board.overlay.vadd_0
-    a = board.allocate(shape=(4,), dtype=F32)
-    for name in ("a", "b", "c"):
-        core.write(VADD.pointers[name], a.physical_address)
-    core.write(VADD.scalars["len"], 5000)  # longer than the buffer
-    core.write(CTRL, AP_START)
-    assert not core.read(CTRL) & AP_DONE and "not a buffer" in core.faults[0]
 
 
 # --- loading without a board ----------------------------------------------------------

@@ -1,7 +1,9 @@
 """Opening the board: the real one through `pynq`, or the register-level model.
 
-Every way this can fail says which and how to fix it; the plugin never falls back to
-the CPU on its own.
+A board gives the plugin `overlay` (ip_dict and the IPs), `allocate`, `cma_free()`
+(contiguous memory free, or None if unknown), `reload()` (program the bitstream again)
+and `close()`. Every way opening can fail says which and how to fix it; the plugin never
+falls back to the CPU on its own.
 """
 
 from __future__ import annotations
@@ -14,15 +16,36 @@ from typing import Any
 from vaccel.errors import PluginError
 
 
+def meminfo_cma_free(path: str = "/proc/meminfo") -> int | None:
+    """CmaFree from /proc/meminfo in bytes (None where the kernel has no CMA)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("CmaFree:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 class PynqBoard:
-    """A board with the overlay loaded: `overlay`, `allocate`."""
+    """A board with the overlay loaded through pynq."""
 
     def __init__(self, overlay: Any, allocate: Any, name: str) -> None:
         self.overlay = overlay
         self.allocate = allocate
         self.name = name
 
+    def cma_free(self) -> int | None:
+        """The contiguous memory the kernel reports free."""
+        return meminfo_cma_free()
+
+    def reload(self) -> None:
+        """Program the bitstream again (resets every core, a hung one included)."""
+        self.overlay.download()
+
     def close(self) -> None:
+        """Release the overlay (pynq 3: Overlay.free)."""
         free = getattr(self.overlay, "free", None)
         if free is not None:
             free()
@@ -37,8 +60,9 @@ def open_real_board(settings: Mapping[str, str]) -> PynqBoard:
     except ImportError as exc:
         raise PluginError(
             message="the pynq plugin needs the pynq package, which is not installed "
-            f"({exc}); on the board: pip install 'pyvaccel[pynq]'. From another host, "
-            "use VACCEL_PLUGINS=rpc and run the agent on the board"
+            f"({exc}); on a PYNQ board it lives in the pynq venv: run as root after "
+            "'source /etc/profile.d/pynq_venv.sh' (README: the pynq plugin). From another "
+            "host, use VACCEL_PLUGINS=rpc and run the agent on the board"
         ) from None
     bitstream = settings.get("VACCEL_PYNQ_BITSTREAM", "")
     if not bitstream:
@@ -83,17 +107,12 @@ def open_board(settings: Mapping[str, str]) -> Any:
     if kind == "pynq":
         return open_real_board(settings)
     if kind == "sim":
-        from .sim import SimBoard
+        from .sim import board_from_settings
 
-        ips = settings.get("VACCEL_PYNQ_SIM_IPS")
-        hang = settings.get("VACCEL_PYNQ_SIM_HANG", "")
         try:
-            return SimBoard(
-                ips=[i for i in ips.split(",") if i] if ips is not None else None,
-                hang={h for h in hang.split(",") if h},
-            )
+            return board_from_settings(settings)
         except ValueError as exc:
-            raise PluginError(message=f"VACCEL_PYNQ_SIM_IPS: {exc}") from None
+            raise PluginError(message=f"VACCEL_PYNQ_SIM_*: {exc}") from None
     raise PluginError(
         message=f"VACCEL_PYNQ_BOARD={kind!r}; expected 'pynq' (a real board) or 'sim' "
         "(the register-level model)"

@@ -1,8 +1,11 @@
-"""Register maps of the four HLS cores (Vitis HLS, s_axilite control, m_axi data).
+"""The driver's register maps of the four HLS cores (Vitis HLS, s_axilite, m_axi data).
 
 Every core has the `ap_ctrl_hs` control register at 0x00 and its arguments from 0x10.
 Vitis HLS gives each 64-bit m_axi pointer three words (low, high, reserved) and each
-scalar two (value, reserved). hls/REGISTERS.md documents the same maps for people.
+scalar two (value, reserved); hls/build_hls.tcl pins the 64-bit addresses. At load the
+plugin checks these maps against the overlay's .hwh (`regcheck`). hls/REGISTERS.md
+documents them for people; the register-level model derives its own from the C
+signatures (`simlayout`), so that tests catch an offset wrong here.
 """
 
 from __future__ import annotations

@@ -1,170 +1,51 @@
-"""A register-level model of the four HLS cores, their AXI-Lite registers and DDR.
+"""A register-level model of a PYNQ-Z1 with the four HLS cores, for tests and trials.
 
-It stands in for a board in the tests (and for trying the plugin without one): the
-plugin's driver runs unchanged against it. The model is strict where hardware is:
+The plugin's driver runs unchanged against it (`VACCEL_PYNQ_BOARD=sim`). The model is
+built to be stricter than the hardware is forgiving, and independent of the driver:
 
-* buffers have a CPU view and a device view; data crosses only on
-  `sync_to_device()` / `sync_from_device()` (a forgotten cache flush gives stale data);
-* a core computes only when AP_START is written, reading its arguments from the
-  registers it was given; every pointer must lie inside an allocated buffer with room
-  for the length, else the core records a fault and never raises AP_DONE (a bus
-  error hangs real hardware too);
-* AP_DONE is clear-on-read; a core can be made to hang (never finish) for timeout tests.
+* register maps from the kernels' C signatures by Vitis HLS's layout rule
+  (`simlayout`), offered to the plugin as a .hwh register list in `ip_dict`;
+* cores that follow the ap_ctrl_hs handshake, check every register access and run the
+  C sources' loops on simulated DDR, bad pointers included (`simcore`);
+* a 120 MiB CMA pool in 512 MiB of DDR, poisoned frees, guard words and a write-back
+  data cache with 32-byte lines and random evictions (`simmemory`).
+
+Whatever would corrupt memory or break the protocol on a board is a violation: it is
+recorded in `SimBoard.violations` and raised as `SimViolation`, and every later access
+to the board raises too, so a test, or a client of an agent, cannot miss it.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from .registers import AP_DONE, AP_IDLE, AP_READY, AP_START, CORES, CTRL, CoreSpec
+from .simcore import ADDR_RANGE, SimCore
+from .simlayout import hwh_registers, kernel_layouts
+from .simmemory import CMA_HELD, CMA_SIZE, SimBuffer, SimMemory, SimViolation, new_buffer
 
-BASE_ADDRESS = 0x1000_0000
-ALIGN = 4096
+__all__ = ["SimBoard", "SimBuffer", "SimViolation", "board_from_settings"]
 
-
-class SimMemory:
-    """Device-side DDR: one array, first-fit allocation of page-aligned regions."""
-
-    def __init__(self, size: int = 1 << 30) -> None:
-        self.device = np.zeros(size, np.uint8)  # pages are only touched when used
-        self.regions: dict[int, int] = {}  # offset -> size
-
-    def alloc(self, nbytes: int) -> int:
-        size = max(ALIGN, -(-nbytes // ALIGN) * ALIGN)
-        pos = 0
-        for off in sorted(self.regions):
-            if off - pos >= size:
-                break
-            pos = off + self.regions[off]
-        if pos + size > self.device.size:
-            raise MemoryError(f"simulated CMA exhausted: {nbytes} bytes requested")
-        self.regions[pos] = size
-        return pos
-
-    def free(self, offset: int) -> None:
-        self.regions.pop(offset, None)
-
-    def region(self, address: int, nbytes: int) -> np.ndarray[Any, Any] | None:
-        """The device bytes at a physical address, if an allocated buffer holds them all."""
-        off = address - BASE_ADDRESS
-        for start, size in self.regions.items():
-            if start <= off and off + nbytes <= start + size:
-                return self.device[off : off + nbytes]
-        return None
-
-
-class SimBuffer(np.ndarray):  # type: ignore[type-arg]
-    """What `pynq.allocate` returns: an array with a physical address and cache syncs."""
-
-    physical_address: int
-    _memory: SimMemory | None
-    _offset: int
-
-    def sync_to_device(self) -> None:
-        assert self._memory is not None
-        raw = np.ascontiguousarray(self).view(np.uint8).reshape(-1)
-        self._memory.device[self._offset : self._offset + raw.size] = raw
-
-    def sync_from_device(self) -> None:
-        assert self._memory is not None
-        raw = self.view(np.uint8).reshape(-1)
-        raw[...] = self._memory.device[self._offset : self._offset + raw.size]
-
-    def freebuffer(self) -> None:
-        if self._memory is not None:
-            self._memory.free(self._offset)
-            self._memory = None
-
-
-class SimCore:
-    """One HLS core's register file and behaviour."""
-
-    def __init__(self, spec: CoreSpec, memory: SimMemory, hang: bool = False) -> None:
-        self.spec = spec
-        self.memory = memory
-        self.hang = hang
-        self.regs: dict[int, int] = {}
-        self.ctrl = AP_IDLE | AP_READY
-        self.runs = 0
-        self.faults: list[str] = []
-
-    def read(self, offset: int = 0) -> int:
-        if offset == CTRL:
-            value = self.ctrl
-            self.ctrl &= ~AP_DONE  # clear on read
-            return value
-        return self.regs.get(offset, 0)
-
-    def write(self, offset: int, value: int) -> None:
-        if not 0 <= value <= 0xFFFFFFFF:
-            raise ValueError(f"register writes are 32-bit; got {value:#x}")
-        if offset != CTRL:
-            self.regs[offset] = value
-            return
-        if value & AP_START and self.ctrl & AP_IDLE:
-            self.ctrl = AP_READY  # running
-            if self.hang:
-                return
-            if self._compute():
-                self.runs += 1
-                self.ctrl = AP_DONE | AP_IDLE | AP_READY
-
-    def _pointer(self, arg: str, count: int) -> np.ndarray[Any, Any] | None:
-        off = self.spec.pointers[arg]
-        address = self.regs.get(off, 0) | (self.regs.get(off + 4, 0) << 32)
-        nbytes = count * self.spec.dtype.itemsize
-        region = self.memory.region(address, nbytes)
-        if region is None:
-            self.faults.append(
-                f"{self.spec.kernel}: {arg} at {address:#x} is not a buffer of {nbytes} bytes"
-            )
-            return None
-        return region.view(self.spec.dtype)
-
-    def _compute(self) -> bool:
-        spec = self.spec
-        if spec.kernel == "mmult":
-            n = self.regs.get(spec.scalars["n"], 0)
-            if not 1 <= n <= spec.max_len:
-                self.faults.append(f"mmult: n={n} outside 1..{spec.max_len}")
-                return False
-            a, b, c = (self._pointer(p, n * n) for p in ("a", "b", "c"))
-            if a is None or b is None or c is None:
-                return False
-            product = a.reshape(n, n) @ b.reshape(n, n)
-            if self.regs.get(spec.scalars["accumulate"], 0):
-                product += c.reshape(n, n)
-            c[...] = product.reshape(-1)
-            return True
-        length = self.regs.get(spec.scalars["len"], 0)
-        if not 1 <= length <= spec.max_len:
-            self.faults.append(f"{spec.kernel}: len={length} outside 1..{spec.max_len}")
-            return False
-        views = {p: self._pointer(p, length) for p in spec.pointers}
-        if any(v is None for v in views.values()):
-            return False
-        v: dict[str, Any] = views
-        if spec.kernel == "vadd":
-            np.add(v["a"], v["b"], out=v["c"])
-        elif spec.kernel == "arraycopy":
-            v["out"][...] = v["in"]
-        else:
-            np.add(v["a"], v["b"], out=v["add"])
-            np.multiply(v["a"], v["b"], out=v["mult"])
-        return True
+DEFAULT_IPS = ("vadd_0", "arraycopy_0", "parallel_0", "mmult_0")
 
 
 class SimOverlay:
-    """The parts of `pynq.Overlay` the plugin uses: `ip_dict` and IPs as attributes."""
+    """The parts of `pynq.Overlay` the plugin uses: `ip_dict`, IPs as attributes, `download`."""
 
-    def __init__(self, cores: dict[str, SimCore]) -> None:
+    def __init__(self, board: SimBoard, cores: dict[str, SimCore]) -> None:
+        self._board = board
         self._cores = cores
-        self.ip_dict = {
+        self.ip_dict: dict[str, dict[str, Any]] = {
             name: {
-                "type": f"xilinx.com:hls:{core.spec.kernel}:1.0",
+                "fullpath": name,
+                "type": f"xilinx.com:hls:{core.layout.kernel}:1.0",
                 "phys_addr": 0x4000_0000 + 0x1_0000 * i,
+                "addr_range": ADDR_RANGE,
+                "registers": hwh_registers(core.layout),
+                "parameters": {},
             }
             for i, (name, core) in enumerate(cores.items())
         }
@@ -175,33 +56,122 @@ class SimOverlay:
         except KeyError:
             raise AttributeError(name) from None
 
+    def download(self) -> None:
+        """Program the bitstream again: every core is reset (a hung one too)."""
+        self._board.reloads += 1
+        with self._board.lock:
+            for core in self._cores.values():
+                core.reset()
+
+    def free(self) -> None:
+        """Nothing to release in the model."""
+
 
 class SimBoard:
-    """A simulated board: DDR, an overlay with the chosen cores, `allocate`."""
+    """A simulated board: DDR with a CMA pool, an overlay with the chosen cores.
+
+    `ips` names the cores (default the four `*_0`); `hang` cores never finish a run
+    until the overlay is reloaded; `slow` cores finish a run that many seconds after it
+    started; `addr32` builds the cores with 32-bit m_axi addresses; `latency` is how
+    many control-register reads a run takes.
+    """
 
     def __init__(
-        self, ips: list[str] | None = None, hang: set[str] | None = None, memory: int = 1 << 30
+        self,
+        ips: list[str] | None = None,
+        hang: set[str] | None = None,
+        slow: Mapping[str, float] | None = None,
+        addr32: bool = False,
+        latency: int = 3,
+        seed: int = 0,
+        cma_bytes: int = CMA_SIZE - CMA_HELD,
     ) -> None:
-        self.memory = SimMemory(memory)
-        names = ips if ips is not None else [spec.default_ip for spec in CORES.values()]
-        cores = {}
-        for name in names:
+        self.lock = threading.RLock()
+        self.violations: list[str] = []
+        self.reloads = 0
+        self.rng = np.random.default_rng(seed)
+        self.memory = SimMemory(self.lock, self._violate, self.rng, cma_bytes)
+        self.memory.advance = self.advance
+        self.memory.tick = self.tick
+        layouts = kernel_layouts(addr64=not addr32)
+        cores: dict[str, SimCore] = {}
+        for name in ips if ips is not None else DEFAULT_IPS:
             kernel = name.rsplit("_", 1)[0]
-            if kernel not in CORES:
+            if kernel not in layouts:
                 raise ValueError(f"the model has no core {kernel!r} (IP {name!r})")
-            cores[name] = SimCore(CORES[kernel], self.memory, hang=name in (hang or set()))
-        self.overlay = SimOverlay(cores)
+            cores[name] = SimCore(
+                name,
+                layouts[kernel],
+                self.memory,
+                self.lock,
+                self.tick,
+                latency=latency,
+                hang=name in (hang or set()),
+                slow=(slow or {}).get(name),
+            )
+        self.cores = cores
+        self.overlay = SimOverlay(self, cores)
         self.name = "register-level model"
 
+    def _violate(self, message: str) -> None:
+        self.violations.append(message)
+        raise SimViolation(message)
+
+    def check(self) -> None:
+        """Raise if the model has seen a violation (they stick: the board is corrupt)."""
+        if self.violations:
+            raise SimViolation(f"earlier violation: {self.violations[0]}")
+
+    def advance(self) -> None:
+        """Move the model's clock: slow runs that are due complete (and may violate)."""
+        for core in self.cores.values():
+            core.tick_self()
+
+    def tick(self) -> None:
+        """Raise if the board is corrupt, else move the clock."""
+        self.check()
+        self.advance()
+
     def allocate(self, shape: Any, dtype: Any = np.uint32, **_: Any) -> SimBuffer:
-        dtype = np.dtype(dtype)
-        count = int(np.prod(shape))
-        offset = self.memory.alloc(count * dtype.itemsize)
-        buf = np.zeros(shape, dtype).view(SimBuffer)
-        buf.physical_address = BASE_ADDRESS + offset
-        buf._memory = self.memory
-        buf._offset = offset
-        return buf
+        """`pynq.allocate`: a zeroed contiguous buffer, or RuntimeError when none fits."""
+        with self.lock:
+            self.tick()
+        return new_buffer(self.memory, shape, dtype)
+
+    def cma_free(self) -> int:
+        """What the board reports as free contiguous memory."""
+        with self.lock:
+            return self.memory.cma_free()
+
+    def reload(self) -> None:
+        """Load the overlay again (the plugin's answer to a hung core)."""
+        self.overlay.download()
 
     def close(self) -> None:
-        pass
+        """Nothing to release in the model."""
+
+
+def board_from_settings(settings: Mapping[str, str]) -> SimBoard:
+    """A model configured by VACCEL_PYNQ_SIM_* (IPS, HANG, SLOW, ADDR32, SEED, LATENCY)."""
+    ips = settings.get("VACCEL_PYNQ_SIM_IPS")
+    hang = {h for h in settings.get("VACCEL_PYNQ_SIM_HANG", "").split(",") if h}
+    slow: dict[str, float] = {}
+    for item in filter(None, settings.get("VACCEL_PYNQ_SIM_SLOW", "").split(",")):
+        name, _, seconds = item.partition("=")
+        try:
+            slow[name] = float(seconds)
+        except ValueError:
+            raise ValueError(f"VACCEL_PYNQ_SIM_SLOW: {item!r} should be ip=seconds") from None
+    try:
+        seed = int(settings.get("VACCEL_PYNQ_SIM_SEED", "0"))
+        latency = int(settings.get("VACCEL_PYNQ_SIM_LATENCY", "3"))
+    except ValueError as exc:
+        raise ValueError(f"VACCEL_PYNQ_SIM_SEED/LATENCY: {exc}") from None
+    return SimBoard(
+        ips=[i for i in ips.split(",") if i] if ips is not None else None,
+        hang=hang,
+        slow=slow,
+        addr32=settings.get("VACCEL_PYNQ_SIM_ADDR32", "") in ("1", "true", "yes"),
+        latency=latency,
+        seed=seed,
+    )
