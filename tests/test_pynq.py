@@ -19,9 +19,7 @@ import pytest
 from conftest import VENV_BIN, tool_env
 
 from vaccel import Config, Runtime, Session
-from vaccel.errors import DeadlineExceededError, NotSupportedError, PluginError
-from vaccel.plugins.pynq.registers import AP_DONE, AP_IDLE, AP_START, CTRL, VADD
-from vaccel.plugins.pynq.sim import SimBoard
+from vaccel.errors import BadArgumentError, NotSupportedError, PluginError
 
 HAS_PYNQ = importlib.util.find_spec("pynq") is not None
 F32 = np.float32

@@ -75,9 +75,11 @@ class Dma:
                 "not a buffer it was given"
             )
         elif address + nbytes > first.address + first.nbytes:
+            end = first.address + first.nbytes
+            into = "its guard words" if end < first.end else memory.where(end)
             self.problems.append(
                 f"{name} {verb} {arg} past the end of {first.describe()}: {nbytes} bytes "
-                f"from {address:#x} (into {memory.where(first.address + first.nbytes)})"
+                f"from {address:#x}, into {into}"
             )
 
     def read(self, arg: str, count: int, dtype: str) -> np.ndarray[Any, Any]:

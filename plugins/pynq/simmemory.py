@@ -81,6 +81,7 @@ class SimMemory:
         self._starts: list[int] = []
         self.freed: dict[int, Allocation] = {}  # address -> the last buffer freed there
         self._ids = 0
+        self._pristine = self.pool_start  # DDR from here on was never written: still zero
         # Set by the board: move the clock (slow runs complete), and do so after raising
         # if the board has seen a violation.
         self.advance: Callable[[], None] = lambda: None
@@ -110,10 +111,12 @@ class SimMemory:
             self._ids, pos, size, nbytes, np.zeros(size, np.uint8), np.zeros(size, np.uint8)
         )
         region = self.ddr[pos : pos + size]
-        region[:nbytes] = 0
+        if pos < self._pristine:
+            region[: min(nbytes, self._pristine - pos)] = 0
+        self._pristine = max(self._pristine, pos + size)
         _fill(region[nbytes:], GUARD, pos + nbytes)
         _fill(alloc.cpu[nbytes:], GUARD, pos + nbytes)
-        alloc.shadow[...] = alloc.cpu
+        alloc.shadow[nbytes:] = alloc.cpu[nbytes:]
         self.live[pos] = alloc
         bisect.insort(self._starts, pos)
         return alloc
@@ -171,6 +174,8 @@ class SimMemory:
         stop = min(address + raw.size, DDR_SIZE)
         if address < stop:
             self.ddr[address:stop] = raw[: stop - address]
+            if address < self.pool_end and stop > self._pristine:
+                self._pristine = min(stop, self.pool_end)
 
     def guards_intact(self, alloc: Allocation) -> bool:
         """Whether the guard words past the buffer's size are as the model left them."""
@@ -218,10 +223,10 @@ def _fill(region: np.ndarray[Any, np.dtype[np.uint8]], word: int, address: int) 
     """Fill `region` (starting at physical `address`) with `word`, aligned on 4 bytes."""
     if not region.size:
         return
-    pattern = np.frombuffer(np.array([word], "<u4").tobytes() * 2, np.uint8)
+    pattern = np.frombuffer(np.array([word], "<u4").tobytes(), np.uint8)
     phase = address % 4
     reps = -(-(region.size + phase) // 4)
-    region[...] = np.tile(pattern[:4], reps)[phase : phase + region.size]
+    region[...] = np.tile(pattern, reps)[phase : phase + region.size]
 
 
 class SimBuffer(np.ndarray):  # type: ignore[type-arg]
