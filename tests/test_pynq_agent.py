@@ -1,5 +1,9 @@
 """The seed's setup: an agent whose plugin is pynq serves the rpc plugin of another host
-(here the register-level model stands in for the board, behind a real agent process)."""
+(here the register-level model stands in for the board, behind a real agent process).
+
+The model raises on any memory or protocol violation, so a race inside the agent shows
+up as a failed call here, besides any wrong answer.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import numpy as np
 import pytest
 from agent_proc import AgentProcess, start_agent
 from conftest import VENV_BIN, tool_env
+from test_pynq_concurrency import MATRICES, SIZES, STREAM_OPS, run_mixed
 
 from vaccel import Config, Runtime, Session
 
@@ -56,3 +61,24 @@ def test_every_fpga_op_remote_matches_numpy(agent: AgentProcess) -> None:
             )
     finally:
         runtime.close()
+
+
+def test_threads_mixing_every_op_and_size_through_the_agent() -> None:
+    """The issue's failure: four threads mixing ops and sizes corrupted the shared cache."""
+    proc = start_agent(
+        "tcp://127.0.0.1:0",
+        plugins="pynq",
+        VACCEL_PYNQ_BOARD="sim",
+        VACCEL_PYNQ_CHUNK="4096",
+        VACCEL_PYNQ_CMA_BYTES=str(160 * 1024),  # room for about two calls at once
+        VACCEL_PYNQ_SIM_LATENCY="8",
+    )
+    runtime = Runtime(Config(plugins="rpc", rpc_address=proc.addresses[0], log_level=0))
+    try:
+        calls = run_mixed(lambda: Session(runtime=runtime), threads=8)
+        assert calls == 2 * (len(STREAM_OPS) * len(SIZES) + len(MATRICES))
+        with Session(runtime=runtime) as s:  # and the agent is still healthy
+            assert s.fpga_vadd([5.0, 1.0], [-2.2, 1.1]) == pytest.approx([2.8, 2.1])
+    finally:
+        runtime.close()
+        assert proc.stop() == 0

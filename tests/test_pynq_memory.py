@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from vaccel.plugins.pynq.memory import MIN_CLASS, PAGE, BufferPool, size_class
 
 from vaccel import Config, Runtime, Session
 from vaccel.errors import ResourceExhaustedError
+from vaccel.plugins.pynq.memory import MIN_CLASS, PAGE, BufferPool, size_class
 
 KiB, MiB = 1 << 10, 1 << 20
 F32 = np.float32

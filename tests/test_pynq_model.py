@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from vaccel import Config, Runtime, Session
 from vaccel.plugins.pynq import simlayout
 from vaccel.plugins.pynq.driver import HlsCore
 from vaccel.plugins.pynq.memory import Buffer
@@ -20,8 +22,6 @@ from vaccel.plugins.pynq.registers import CORES, VADD, CoreSpec
 from vaccel.plugins.pynq.sim import SimBoard, SimViolation
 from vaccel.plugins.pynq.simcore import MAX_LEN, N_MAX
 from vaccel.plugins.pynq.simmemory import CMA_BASE, CMA_SIZE, DDR_SIZE, POISON
-
-from vaccel import Config, Runtime, Session
 
 HLS = Path(__file__).resolve().parent.parent / "hls"
 F32 = np.float32

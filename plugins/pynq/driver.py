@@ -74,8 +74,8 @@ class HlsCore:
                 if time.monotonic() > deadline:
                     raise CoreTimeout(
                         message=f"pynq: core {self.name} did not raise ap_done within "
-                        f"{self.timeout:g} s (ctrl=0x{ctrl:x}); is the bitstream loaded "
-                        "and the core clocked?"
+                        f"{self.timeout:g} s (ctrl=0x{ctrl:x}; check that the bitstream is "
+                        "loaded and the core clocked)"
                     )
                 time.sleep(20e-6)
 

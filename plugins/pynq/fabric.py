@@ -230,7 +230,7 @@ class Fabric:
         bufs = self.pool.lease(list(sizes.values()), what)
         core = slot.core
         try:
-            result = body(core, dict(zip(sizes, bufs)))
+            result = body(core, dict(zip(sizes, bufs, strict=True)))
         except BaseException as exc:
             if not (core.in_flight or isinstance(exc, CoreNotIdle)):
                 self.pool.release(bufs)

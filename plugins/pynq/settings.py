@@ -1,14 +1,16 @@
 """The pynq plugin's settings, read once from the environment at load.
 
-| variable | meaning |
-| --- | --- |
-| VACCEL_PYNQ_BITSTREAM | the overlay's .bit (its .hwh beside it) |
-| VACCEL_PYNQ_CORES | `op=ip` pairs overriding the IP names (`vadd=vadd_0`, ...); an empty ip leaves the op out |
-| VACCEL_PYNQ_TIMEOUT | seconds one run of a core may take (default 5) |
-| VACCEL_PYNQ_CHUNK | at most this many elements per run of the element-wise cores |
-| VACCEL_PYNQ_CMA_BYTES | contiguous memory the plugin may hold (default: what the board reports free, less a margin) |
-| VACCEL_PYNQ_RELOAD_ON_FAULT | `1`: reload the overlay when a core times out; else the core is marked unusable |
-| VACCEL_PYNQ_BOARD | `pynq` (default), or `sim` for the register-level model |
+* VACCEL_PYNQ_BITSTREAM: the overlay's .bit (its .hwh beside it).
+* VACCEL_PYNQ_CORES: `op=ip` pairs overriding the IP names (`vadd=vadd_0`, ...); an
+  empty ip leaves the op out.
+* VACCEL_PYNQ_TIMEOUT: seconds one run of a core may take (default 5).
+* VACCEL_PYNQ_CHUNK: at most this many elements per run of the element-wise cores.
+* VACCEL_PYNQ_CMA_BYTES: contiguous memory the plugin may hold (default: what the board
+  reports free, less a margin).
+* VACCEL_PYNQ_RELOAD_ON_FAULT: `1` reloads the overlay when a core times out; otherwise
+  the core is marked unusable.
+* VACCEL_PYNQ_BOARD: `pynq` (default), or `sim` for the register-level model
+  (configured by VACCEL_PYNQ_SIM_*, see `sim.board_from_settings`).
 """
 
 from __future__ import annotations

@@ -274,6 +274,12 @@ class SimCore:
                 owner = self.memory.find(address)
                 run.owners[placed.arg.name] = owner
                 if owner is not None:
+                    others = sorted(set(owner.users) - {self.name})
+                    if others:
+                        self.memory.violate(
+                            f"{self.name} was given {placed.arg.name} in {owner.describe()}, "
+                            f"which core(s) {', '.join(others)} still use"
+                        )
                     owner.users[self.name] = owner.users.get(self.name, 0) + 1
                     # evictions before the core reads: unflushed data may or may not be there
                     self.memory.evict_some(owner, 0, owner.size)
@@ -309,9 +315,10 @@ class SimCore:
 
     def tick_self(self) -> None:
         """Let the model's clock move for this core: a slow run that is due completes now."""
-        if self.run is not None and self.slow is not None and not self.hang:
-            if time.monotonic() - self.run.started >= self.slow:
-                self._complete()
+        run, slow = self.run, self.slow
+        due = run is not None and slow is not None and time.monotonic() - run.started >= slow
+        if due and not self.hang:
+            self._complete()
 
     def reset(self) -> None:
         """What a reload of the overlay does to the core: stop it, clear its registers."""
@@ -333,8 +340,9 @@ def _check_offset(offset: Any, verb: str) -> None:
     if offset % 4:
         raise MemoryError(f"Unaligned {verb}: offset must be multiple of 4.")
     if offset >= ADDR_RANGE:
-        raise IndexError(f"index {offset >> 2} is out of bounds for axis 0 with size "
-                         f"{ADDR_RANGE >> 2}")
+        raise IndexError(
+            f"index {offset >> 2} is out of bounds for axis 0 with size {ADDR_RANGE >> 2}"
+        )
 
 
 def _describe(layout: KernelLayout) -> str:

@@ -26,8 +26,7 @@ KERNEL_SIGNATURES: dict[str, str] = {
     "vadd": 'extern "C" void vadd(const float *a, const float *b, float *c, int len)',
     "arraycopy": 'extern "C" void arraycopy(const int32_t *in, int32_t *out, int len)',
     "parallel": (
-        'extern "C" void parallel(const float *a, const float *b, float *add, float *mult, '
-        "int len)"
+        'extern "C" void parallel(const float *a, const float *b, float *add, float *mult, int len)'
     ),
     "mmult": (
         'extern "C" void mmult(const float *a, const float *b, float *c, int n, int accumulate)'
@@ -36,16 +35,130 @@ KERNEL_SIGNATURES: dict[str, str] = {
 
 #: VHDL and Verilog reserved words that Vitis HLS renames with a `_r` suffix.
 HDL_KEYWORDS = frozenset(
-    """abs access after alias all always and architecture array assert assign attribute
-    begin block body buffer bus case component configuration constant default disable
-    downto else elsif end entity event exit file for force function generate generic
-    group guarded if impure in inertial initial inout input integer is join label
-    library linkage literal loop map mod module nand negedge new next nor not null of
-    on open or others out output package parameter port posedge postponed procedure
-    process pure range real record reg register reject release rem repeat report
-    return rol ror select severity shared signal sla sll sra srl subtype table task
-    then time to transport tri type unaffected units until use variable wait wand when
-    while wire with wor xnor xor""".split()
+    [
+        "abs",
+        "access",
+        "after",
+        "alias",
+        "all",
+        "always",
+        "and",
+        "architecture",
+        "array",
+        "assert",
+        "assign",
+        "attribute",
+        "begin",
+        "block",
+        "body",
+        "buffer",
+        "bus",
+        "case",
+        "component",
+        "configuration",
+        "constant",
+        "default",
+        "disable",
+        "downto",
+        "else",
+        "elsif",
+        "end",
+        "entity",
+        "event",
+        "exit",
+        "file",
+        "for",
+        "force",
+        "function",
+        "generate",
+        "generic",
+        "group",
+        "guarded",
+        "if",
+        "impure",
+        "in",
+        "inertial",
+        "initial",
+        "inout",
+        "input",
+        "integer",
+        "is",
+        "join",
+        "label",
+        "library",
+        "linkage",
+        "literal",
+        "loop",
+        "map",
+        "mod",
+        "module",
+        "nand",
+        "negedge",
+        "new",
+        "next",
+        "nor",
+        "not",
+        "null",
+        "of",
+        "on",
+        "open",
+        "or",
+        "others",
+        "out",
+        "output",
+        "package",
+        "parameter",
+        "port",
+        "posedge",
+        "postponed",
+        "procedure",
+        "process",
+        "pure",
+        "range",
+        "real",
+        "record",
+        "reg",
+        "register",
+        "reject",
+        "release",
+        "rem",
+        "repeat",
+        "report",
+        "return",
+        "rol",
+        "ror",
+        "select",
+        "severity",
+        "shared",
+        "signal",
+        "sla",
+        "sll",
+        "sra",
+        "srl",
+        "subtype",
+        "table",
+        "task",
+        "then",
+        "time",
+        "to",
+        "transport",
+        "tri",
+        "type",
+        "unaffected",
+        "units",
+        "until",
+        "use",
+        "variable",
+        "wait",
+        "wand",
+        "when",
+        "while",
+        "wire",
+        "with",
+        "wor",
+        "xnor",
+        "xor",
+    ]
 )
 
 C_TYPES = {"float": "float32", "int32_t": "int32", "int": "int32"}
@@ -114,7 +227,7 @@ def parse_signature(text: str) -> tuple[str, tuple[Arg, ...]]:
     """The function name and arguments of an `extern "C" void name(...)` prototype."""
     m = _SIGNATURE.search(text)
     if m is None:
-        raise ValueError(f"not an extern \"C\" void prototype: {text!r}")
+        raise ValueError(f'not an extern "C" void prototype: {text!r}')
     args = []
     for raw in m.group(2).split(","):
         p = _PARAM.match(" ".join(raw.split()))

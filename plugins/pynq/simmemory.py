@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -309,10 +310,8 @@ class SimBuffer(np.ndarray):  # type: ignore[type-arg]
         if getattr(self, "_root", False) and memory is not None and alloc is not None:
             with memory.lock:
                 if not alloc.freed:
-                    try:
+                    with contextlib.suppress(SimViolation):  # recorded; a finaliser never raises
                         memory.free(alloc, how="garbage-collected")
-                    except SimViolation:
-                        pass  # recorded; never raise from a finaliser
 
     def __enter__(self) -> SimBuffer:
         return self
@@ -324,7 +323,8 @@ class SimBuffer(np.ndarray):  # type: ignore[type-arg]
 def new_buffer(memory: SimMemory, shape: Any, dtype: Any) -> SimBuffer:
     """Allocate a buffer of `shape` and `dtype` in the pool (pynq.allocate's contract)."""
     dt = np.dtype(dtype)
-    shape_t = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
+    scalar = isinstance(shape, (int, np.integer))
+    shape_t = (int(shape),) if scalar else tuple(int(s) for s in shape)
     nbytes = int(np.prod(shape_t, dtype=np.int64)) * dt.itemsize
     with memory.lock:
         alloc = memory.alloc(nbytes)
