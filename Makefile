@@ -31,7 +31,7 @@ $(PYNQ_STAMP): pyproject.toml
 
 test: $(STAMP) $(PYNQ_STAMP)
 	$(PY) -m pytest -q
-	$(PYNQ_VENV)/bin/python -m pytest -q tests/test_pynq.py tests/test_pynq_agent.py
+	$(PYNQ_VENV)/bin/python -m pytest -q tests/test_pynq*.py
 
 # The vsock end-to-end test in a QEMU guest (root, Debian): vm/run.sh, see vm/README.md.
 .PHONY: test-vm
@@ -39,7 +39,13 @@ test-vm: $(STAMP)
 	vm/run.sh
 
 test-pynq: $(PYNQ_STAMP)
-	$(PYNQ_VENV)/bin/python -m pytest -q tests/test_pynq.py tests/test_pynq_agent.py
+	$(PYNQ_VENV)/bin/python -m pytest -q tests/test_pynq*.py
+
+# A wheel to copy to a board (README: the pynq plugin): dist/pyvaccel-VERSION-py3-none-any.whl
+wheel: $(STAMP)
+	rm -rf build/lib build/bdist.*
+	$(PY) -m pip wheel -q --no-deps -w dist .
+	@ls dist/*.whl
 
 demo: $(STAMP)
 	$(PY) -m vaccel.demo
