@@ -58,7 +58,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check vaccel protocol transport server client plugins tests
-	rm -rf build/typecheck && $(PY) -m pip install -q --no-deps --target build/typecheck .
+	rm -rf build/typecheck build/lib build/bdist* && $(PY) -m pip install -q --no-deps --target build/typecheck .
 	cd build/typecheck && ../../$(PY) -m mypy --config-file ../../pyproject.toml -p vaccel
 
 clean:

@@ -1,8 +1,12 @@
 """The noop plugin: dummy results and argument dumps, for debugging (vAccel's noop).
 
-Every op logs `[noop] Calling ...` and its arguments at debug level and returns the seed's
-dummy values: 9.1 for every element of vadd and mmult, (9.1, 18.2) for parallel, a copy
-for arraycopy, the input with min -1.0 and max 10000.0 for minmax.
+Every op logs `[noop] Calling ...` and its arguments at debug level and returns what
+vAccel 0.8's noop plugin returns: a copy for arraycopy, 9.1 for every element of
+mmult (any length), the input with min -1.0 and max 10000.0 for minmax, copies of the
+inputs for the model runs, Status 0 "Operation handled by noop plugin" for the TF ops,
+and for exec a copy of the first read argument into a single write argument of the
+same size (a multiple of 4 bytes). vadd and parallel keep the values of vAccel 0.5,
+which the seed's transcripts show: 9.1 for every element, and (9.1, 18.2).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import numpy as np
 
 from vaccel import log
 from vaccel.enums import OpType, PluginType
+from vaccel.ops.tensors import RawTensor
 from vaccel.plugin import Impl, Plugin
-from vaccel.session import SessionBase
+from vaccel.plugin import SessionLike as SessionBase
 
 CLASSIFY_TAG = "This is a dummy classification tag!"
 DUMMY_IMGNAME = "This is a dummy imgname!"
@@ -56,7 +61,10 @@ def sgemm(
         f"beta: {beta:f}",
         f"C: ldc: {ldc}",
     )
-    return np.zeros(m * ldc, np.float32) if c is None else c.copy()
+    if c is None or not m:
+        return np.zeros(m * n, np.float32)
+    out: np.ndarray[Any, Any] = c[: m * ldc].reshape(m, ldc)[:, :n].reshape(-1).copy()
+    return out
 
 
 def _image(what: str) -> Any:
@@ -74,17 +82,46 @@ def classify(session: SessionBase, image: bytes) -> tuple[str, str]:
     return CLASSIFY_TAG, DUMMY_IMGNAME
 
 
+NOOP_STATUS = "Operation handled by noop plugin"
+
+
+def _size(value: Any) -> int:
+    """An exec argument's size in bytes, as vAccel's arg.size."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, str):
+        return len(value.encode()) + 1
+    return 0 if value is None else 8
+
+
+def _raw_bytes(value: Any) -> bytes:
+    """An exec argument's bytes, as vAccel holds them in memory."""
+    if isinstance(value, np.ndarray):
+        return bytes(np.ascontiguousarray(value).tobytes())
+    if isinstance(value, str):
+        return value.encode() + b"\0"
+    if isinstance(value, (bool, int)):
+        return bytes(np.int64(value).tobytes())
+    if isinstance(value, float):
+        return bytes(np.float64(value).tobytes())
+    return bytes(value) if isinstance(value, bytes) else b""
+
+
 def _exec_copy(read: list[Any], write: list[Any]) -> list[Any]:
-    """Copy the first read argument into the first write argument when their sizes match."""
+    """vAccel 0.8: with one write argument as large as the first read one (a multiple of
+    4 bytes), copy the read bytes into it as int32 values; otherwise write nothing."""
     out = list(write)
-    if read and write:
-        src, dst = read[0], write[0]
-        size = getattr(src, "nbytes", None) or (len(src) if isinstance(src, (bytes, str)) else None)
-        dsize = getattr(dst, "nbytes", None) or (
-            len(dst) if isinstance(dst, (bytes, str)) else None
-        )
-        if size == dsize or (type(src) is type(dst) and size is None):
-            out[0] = src.copy() if isinstance(src, np.ndarray) else src
+    if len(write) == 1 and read and _size(write[0]) == _size(read[0]) and _size(read[0]) % 4 == 0:
+        data = _raw_bytes(read[0])
+        dst = write[0]
+        if isinstance(dst, np.ndarray):
+            out[0] = np.frombuffer(data, dtype=dst.dtype).reshape(dst.shape).copy()
+        elif isinstance(dst, bytes):
+            out[0] = data
+        else:
+            out[0] = np.frombuffer(data, dtype=np.int32).copy()
     return out
 
 
@@ -144,7 +181,42 @@ def mmult(session: SessionBase, a: Any, b: Any) -> Any:
     return np.full(a.shape, 9.1, np.float32)
 
 
-def _model(what: str) -> Any:
+def _copies(inputs: list[RawTensor], count: int) -> list[RawTensor]:
+    """Outputs i < count are fresh copies of inputs i (dims, type and bytes)."""
+    return [RawTensor(t.type, t.dims, t.data.copy()) for t in inputs[:count]]
+
+
+def _dump_tensors(inputs: list[RawTensor]) -> None:
+    for i, t in enumerate(inputs):
+        _say(f"\tInput {i}: type {t.type} dims {list(t.dims)} size {t.data.nbytes}")
+
+
+def _tf_model(what: str) -> Any:
+    def run(session: SessionBase, resource_id: int) -> list[Any]:
+        res = session.resource(resource_id)
+        _say(f"Calling {what} for session {session.id}", f"model: resource {res.id}")
+        return [0, NOOP_STATUS]
+
+    return run
+
+
+def tf_model_run(
+    session: SessionBase,
+    resource_id: int,
+    in_nodes: list[Any],
+    in_tensors: list[RawTensor],
+    out_nodes: list[Any],
+    run_options: bytes | None,
+) -> list[Any]:
+    _say(f"Calling TensorFlow session run for session {session.id}")
+    _say(f"Number of inputs: {len(in_tensors)} outputs: {len(out_nodes)}")
+    if run_options is not None:
+        _say(f"run options: {len(run_options)} bytes")
+    _dump_tensors(in_tensors)
+    return [_copies(in_tensors, len(out_nodes)), [0, NOOP_STATUS]]
+
+
+def _plain_model(what: str) -> Any:
     def run(session: SessionBase, resource_id: int) -> None:
         res = session.resource(resource_id)
         _say(f"Calling {what} for session {session.id}", f"model: resource {res.id}")
@@ -152,15 +224,26 @@ def _model(what: str) -> Any:
     return run
 
 
-def _model_run(what: str) -> Any:
-    def run(session: SessionBase, resource_id: int, inputs: list[Any]) -> list[Any]:
-        session.resource(resource_id)
-        _say(f"Calling {what} for session {session.id}", f"Number of inputs: {len(inputs)}")
-        for i, t in enumerate(inputs):
-            _say(f"\tInput {i}: shape {tuple(t.shape)} dtype {t.dtype}")
-        return [t.copy() for t in inputs]
+def tflite_model_run(
+    session: SessionBase, resource_id: int, in_tensors: list[RawTensor], nr_out: int
+) -> list[Any]:
+    _say(f"Calling TensorFlow Lite session run for session {session.id}")
+    _say(f"Number of inputs: {len(in_tensors)} outputs: {nr_out}")
+    _dump_tensors(in_tensors)
+    return [_copies(in_tensors, nr_out), 0]
 
-    return run
+
+def torch_model_run(
+    session: SessionBase,
+    resource_id: int,
+    in_tensors: list[RawTensor],
+    nr_out: int,
+    run_options: bytes | None,
+) -> list[RawTensor]:
+    _say(f"Calling torch jitload_forward for session {session.id}")
+    _say(f"Number of inputs: {len(in_tensors)} outputs: {nr_out}")
+    _dump_tensors(in_tensors)
+    return _copies(in_tensors, nr_out)
 
 
 class NoopPlugin(Plugin):
@@ -183,17 +266,18 @@ class NoopPlugin(Plugin):
             O.IMAGE_POSE: quick(_image("Image pose")),
             O.IMAGE_DEPTH: quick(_image("Image depth")),
             O.EXEC: quick(exec_),
-            O.TF_SESSION_LOAD: quick(_model("TensorFlow session load")),
-            O.TF_SESSION_RUN: quick(_model_run("TensorFlow session run")),
-            O.TF_SESSION_DELETE: quick(_model("TensorFlow session delete")),
+            O.TF_MODEL_LOAD: quick(_tf_model("TensorFlow model load")),
+            O.TF_MODEL_RUN: quick(tf_model_run),
+            O.TF_MODEL_UNLOAD: quick(_tf_model("TensorFlow model unload")),
             O.MINMAX: quick(minmax),
             O.FPGA_ARRAYCOPY: quick(arraycopy),
             O.FPGA_VECTORADD: quick(vadd),
             O.FPGA_PARALLEL: quick(parallel),
             O.FPGA_MMULT: quick(mmult),
             O.EXEC_WITH_RESOURCE: quick(exec_with_resource),
-            O.TORCH_JITLOAD_FORWARD: quick(_model_run("jitload_forward")),
-            O.TFLITE_SESSION_LOAD: quick(_model("TensorFlow Lite session load")),
-            O.TFLITE_SESSION_RUN: quick(_model_run("TensorFlow Lite session run")),
-            O.TFLITE_SESSION_DELETE: quick(_model("TensorFlow Lite session delete")),
+            O.TFLITE_MODEL_LOAD: quick(_plain_model("TensorFlow Lite model load")),
+            O.TFLITE_MODEL_RUN: quick(tflite_model_run),
+            O.TFLITE_MODEL_UNLOAD: quick(_plain_model("TensorFlow Lite model unload")),
+            O.TORCH_MODEL_LOAD: quick(_plain_model("torch model load")),
+            O.TORCH_MODEL_RUN: quick(torch_model_run),
         }

@@ -1,55 +1,95 @@
 """The numpy plugin: every numeric op computed for real on the CPU.
 
-vadd, arraycopy, mmult (square matrices), parallel (add and multiply), minmax, sgemm with
-BLAS semantics (row-major, leading dimensions, alpha and beta), and exec of Python
-callables named `module:function` that the configuration allows (VACCEL_EXEC_ALLOW).
+vadd, arraycopy, mmult (square matrices), parallel (add and multiply), minmax, sgemm
+with BLAS semantics (row-major, leading dimensions, alpha and beta), and exec of Python
+callables named exactly `module:function` in the operator's allow-list
+(VACCEL_EXEC_ALLOW). exec is code execution: allow only functions that are safe to
+call with any arguments a client may send.
+
+Large arrays are processed in chunks with a cancellation checkpoint between them, so a
+call whose caller gave up (cancelled, past its deadline) stops within a chunk.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from vaccel.cancel import checkpoint
 from vaccel.enums import OpType, PluginType
-from vaccel.errors import BadArgumentError, NotFoundError, PermissionDeniedError
-from vaccel.opargs import plain_value
-from vaccel.plugin import Impl, Plugin
-from vaccel.session import SessionBase
+from vaccel.errors import BadArgumentError, NotFoundError, PermissionDeniedError, PluginError
+from vaccel.opargs import plain_value, square_side
+from vaccel.plugin import Impl, Plugin, SessionLike
 
 #: Arrays up to this many elements are cheap enough to compute on the event loop.
 INLINE_ELEMENTS = 1 << 15
+#: Elements per chunk of the element-wise ops (about a millisecond of work).
+CHUNK = 1 << 20
 
 
-def noop(session: SessionBase) -> None:
+def _chunked(n: int) -> range:
+    return range(0, n, CHUNK)
+
+
+def _elementwise(fn: Callable[..., Any], out: Any, *inputs: Any) -> Any:
+    """out[...] = fn(*inputs), a chunk at a time, stopping if the call is cancelled."""
+    flat_out = out.reshape(-1)
+    flats = [x.reshape(-1) for x in inputs]
+    for start in _chunked(flat_out.size):
+        end = start + CHUNK
+        fn(*(x[start:end] for x in flats), out=flat_out[start:end])
+        checkpoint()
+    return out
+
+
+def noop(session: SessionLike) -> None:
     return None
 
 
-def vadd(session: SessionBase, a: Any, b: Any) -> Any:
-    return np.add(a, b)
+def vadd(session: SessionLike, a: Any, b: Any) -> Any:
+    return _elementwise(np.add, np.empty_like(a), a, b)
 
 
-def arraycopy(session: SessionBase, a: Any) -> Any:
-    return a.copy()
+def _copy(src: Any, out: Any) -> None:
+    np.copyto(out, src)
 
 
-def parallel(session: SessionBase, a: Any, b: Any) -> tuple[Any, Any]:
-    return np.add(a, b), np.multiply(a, b)
+def arraycopy(session: SessionLike, a: Any) -> Any:
+    return _elementwise(_copy, np.empty_like(a), a)
 
 
-def mmult(session: SessionBase, a: Any, b: Any) -> Any:
-    n = round(a.size**0.5)
-    product = a.reshape(n, n) @ b.reshape(n, n)
-    return product.reshape(a.shape)
+def parallel(session: SessionLike, a: Any, b: Any) -> tuple[Any, Any]:
+    return _elementwise(np.add, np.empty_like(a), a, b), _elementwise(
+        np.multiply, np.empty_like(a), a, b
+    )
+
+
+def mmult(session: SessionLike, a: Any, b: Any) -> Any:
+    n = square_side(a, "numpy")
+    square_side(b, "numpy")
+    left, right = a.reshape(n, n), b.reshape(n, n)
+    out = np.empty((n, n), np.float32)
+    rows = max(1, CHUNK // max(1, n))
+    for start in range(0, n, rows):
+        np.matmul(left[start : start + rows], right, out=out[start : start + rows])
+        checkpoint()
+    return out.reshape(a.shape)
 
 
 def minmax(
-    session: SessionBase, indata: Any, ndata: int, low: int, high: int
+    session: SessionLike, indata: Any, ndata: int, low: int, high: int
 ) -> tuple[Any, float, float]:
     """Clip the data to [low, high]; min and max are those of the input data."""
-    return np.clip(indata, low, high), float(indata.min()), float(indata.max())
+    out = np.empty_like(indata)
+    flat_in, flat_out = indata.reshape(-1), out.reshape(-1)
+    for start in _chunked(flat_in.size):
+        np.clip(flat_in[start : start + CHUNK], low, high, out=flat_out[start : start + CHUNK])
+        checkpoint()
+    return out, float(indata.min()), float(indata.max())
 
 
 def _matrix(flat: Any, rows: int, cols: int, ld: int) -> Any:
@@ -59,7 +99,7 @@ def _matrix(flat: Any, rows: int, cols: int, ld: int) -> Any:
 
 
 def sgemm(
-    session: SessionBase,
+    session: SessionLike,
     m: int,
     n: int,
     k: int,
@@ -72,18 +112,30 @@ def sgemm(
     ldc: int,
     c: Any,
 ) -> Any:
-    """Row-major C = alpha * A @ B + beta * C, C returned as m * ldc elements."""
-    out = np.zeros(m * ldc, np.float32) if c is None else c[: m * ldc].copy()
+    """Row-major C = alpha * A @ B + beta * C; returns C's m * n elements."""
+    if c is None or m == 0:
+        out = np.zeros((m, n), np.float32)
+    else:
+        out = c[: m * ldc].reshape(m, ldc)[:, :n].copy()
     if m == 0 or n == 0:
-        return out
-    c_view = out.reshape(m, ldc)[:, :n]
-    product = _matrix(a, m, k, lda) @ _matrix(b, k, n, ldb)
-    c_view[...] = np.float32(alpha) * product + np.float32(beta) * c_view
-    return out
+        return out.reshape(-1)
+    left, right = _matrix(a, m, k, lda), _matrix(b, k, n, ldb)
+    rows = max(1, CHUNK // max(1, n + k))
+    for start in range(0, m, rows):
+        block = out[start : start + rows]
+        block[...] = (
+            np.float32(alpha) * (left[start : start + rows] @ right) + np.float32(beta) * block
+        )
+        checkpoint()
+    return out.reshape(-1)
 
 
 def _inline_if_small(*args: Any) -> bool:
     return all(getattr(x, "size", 0) <= INLINE_ELEMENTS for x in args[1:])
+
+
+def _exec_cost_key(session: SessionLike, library: str, symbol: str, *_: Any) -> tuple[str, str]:
+    return library, symbol
 
 
 class NumpyPlugin(Plugin):
@@ -93,17 +145,25 @@ class NumpyPlugin(Plugin):
     type = PluginType.CPU | PluginType.SOFTWARE
 
     def init(self) -> None:
-        self.allowed = set(self.config.exec_allow)
+        wild = [a for a in self.config.exec_allow if "*" in a or ":" not in a]
+        if wild:
+            raise PluginError(
+                message=f"VACCEL_EXEC_ALLOW takes exact module:function names; {wild[0]!r} is "
+                "not one (wildcards are refused: exec runs code on this host)"
+            )
+        self.allowed = frozenset(self.config.exec_allow)
 
     def exec(
-        self, session: SessionBase, library: str, symbol: str, read: list[Any], write: list[Any]
+        self, session: SessionLike, library: str, symbol: str, read: list[Any], write: list[Any]
     ) -> list[Any]:
         """Call `library.symbol(*read)` if `library:symbol` is on the allow-list."""
         target = f"{library}:{symbol}"
-        if target not in self.allowed and f"{library}:*" not in self.allowed:
-            allowed = ", ".join(sorted(self.allowed)) or "nothing (VACCEL_EXEC_ALLOW is empty)"
+        if target not in self.allowed:
+            allowed = ", ".join(sorted(self.allowed)) or "nothing"
             raise PermissionDeniedError(
-                message=f"exec target {target!r} is not on the allow-list; allowed: {allowed}"
+                message=f"exec target {target!r} is not on the allow-list of the runtime that "
+                f"runs it (VACCEL_EXEC_ALLOW, set where the numpy plugin runs: on the agent "
+                f"for remote calls); it allows {allowed}"
             )
         try:
             fn = getattr(importlib.import_module(library), symbol)
@@ -127,7 +187,7 @@ class NumpyPlugin(Plugin):
         return {
             OpType.NOOP: Impl(noop, blocking=False),
             OpType.BLAS_SGEMM: arrays(sgemm),
-            OpType.EXEC: Impl(self.exec, blocking=True),
+            OpType.EXEC: Impl(self.exec, blocking=True, cost_key=_exec_cost_key),
             OpType.MINMAX: arrays(minmax),
             OpType.FPGA_ARRAYCOPY: arrays(arraycopy),
             OpType.FPGA_VECTORADD: arrays(vadd),

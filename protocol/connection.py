@@ -112,7 +112,7 @@ _FIELDS: dict[int, Callable[[list[Any]], tuple[list[Any], Any]]] = {
     FrameType.REQUEST: _request_fields,
     FrameType.RESPONSE: _response_fields,
 }
-_SHAPE = {
+_SHAPE: dict[int, str] = {
     FrameType.REQUEST: "request must be [method, args, timeout_ms, metadata, sizes]",
     FrameType.RESPONSE: "response must be [status, message, errno, result, sizes]",
 }
@@ -429,7 +429,9 @@ class Connection:
         if data is None:
             self._complete(kind, stream_id, fields, value)
             return
-        asm = _Assembly(kind, stream_id, fields, value, data, has_bytes, total, self.clock())
+        asm = _Assembly(
+            kind, stream_id, fields, value, data, has_bytes, size=total, started=self.clock()
+        )
         self._pending += total
         self._assemblies[stream_id] = asm
 
@@ -628,13 +630,17 @@ class Connection:
         self.open_streams.discard(stream_id)
         self.account.give(self._held.pop(stream_id, 0))
 
+    def detach_held(self, stream_id: int) -> int:
+        """Hand over what a request holds of the account: the caller now gives it back."""
+        return self._held.pop(stream_id, 0)
+
     def release_all(self) -> None:
-        """Give back every byte this connection holds of its account (it has closed)."""
+        """Give back what this connection holds of its account (it has closed)."""
+        self.account.give(sum(self._held.values()))
         self._held.clear()
         self._assemblies.clear()
         self._pending = 0
         self.reader.close()
-        self.account.release_all()
 
     def cancel(self, stream_id: int) -> bytes:
         """Give up on a stream: what still arrives of its message is discarded."""

@@ -1,34 +1,28 @@
-"""What the agent does for each method; small ops are answered without a task.
+"""What the agent does for each method: a table from method name to handler.
 
-`dispatch` checks a request's arguments exactly as the local API would (vaccel.opargs)
-and either returns the result at once (a cheap op, run inline) or a coroutine for the
-connection to run as a task (blocking work goes to the runtime's bounded pool).
+A handler returns its result, or a coroutine for the connection to run as a task.
+`op` is special: `parse_op` checks its arguments exactly as the local API does (the op
+table's checker, the session's resource rules), and the connection then runs it
+inline or in the pool (`vaccel.runtime.Runtime.route`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from vaccel import opargs
-from vaccel.catalogue import CATALOGUE
+from vaccel import __version__
+from vaccel.catalogue import CATALOGUE, OpSpec
 from vaccel.enums import OpType
-from vaccel.errors import BadArgumentError, NotFoundError, NotSupportedError, VaccelError
-from vaccel.runtime import Runtime
+from vaccel.errors import BadArgumentError, NotSupportedError
+from vaccel.session import AsyncSession
 
 from .sessions import OwnedObjects
+from .state import AgentState
 
 
-class Later:
-    """A result still to be computed: the connection awaits `coro` in a task."""
-
-    __slots__ = ("coro",)
-
-    def __init__(self, coro: Awaitable[Any]) -> None:
-        self.coro = coro
-
-
-def _args(args: Any, n: int, method: str) -> list[Any]:
+def args_of(args: Any, n: int, method: str) -> list[Any]:
+    """The positional arguments of a request, checked for count."""
     if not isinstance(args, list) or len(args) != n:
         raise BadArgumentError(
             message=f"{method} takes {n} arguments; got "
@@ -37,35 +31,26 @@ def _args(args: Any, n: int, method: str) -> list[Any]:
     return args
 
 
-_OPS = {int(op): op for op in OpType}
+_OPS = {int(op): op for op in CATALOGUE}
 
 
-def _op(owned: OwnedObjects, args: Any) -> Any:
-    sid, op_num, op_args = _args(args, 3, "op")
+def parse_op(
+    owned: OwnedObjects, args: Any
+) -> tuple[AsyncSession, OpType, OpSpec, tuple[Any, ...]]:
+    """An `op` request's session, op, table entry and checked arguments."""
+    sid, op_num, op_args = args_of(args, 3, "op")
     session = owned.session(sid)
-    try:
-        op = _OPS[op_num]
-        checker = opargs.CHECKERS[op]
-    except (KeyError, TypeError):
-        raise NotSupportedError(
-            message=f"op {op_num!r} is not an operation this agent knows"
-        ) from None
+    op = _OPS.get(op_num) if isinstance(op_num, int) and not isinstance(op_num, bool) else None
+    if op is None:
+        raise NotSupportedError(message=f"op {op_num!r} is not an operation this agent knows")
     if not isinstance(op_args, list):
         raise BadArgumentError(message=f"arguments of {CATALOGUE[op].method} must be a list")
-    try:
-        checked = checker(*op_args)
-    except TypeError as exc:  # wrong number of arguments
-        raise BadArgumentError(message=f"{CATALOGUE[op].method}: {exc}") from None
-    if not session.opened:
-        return Later(session.run_op(op, checked))
-    plugin, impl, done, result = session.run_inline(op, checked)
-    if done:
-        return result
-    return Later(session.call_impl(op, plugin, impl, checked))
+    spec, checked = session.prepare(op, tuple(op_args))
+    return session, op, spec, checked
 
 
 async def _register(owned: OwnedObjects, args: Any, register: bool) -> None:
-    sid, rid = _args(args, 2, "resource.register" if register else "resource.unregister")
+    sid, rid = args_of(args, 2, "resource.register" if register else "resource.unregister")
     session, resource = owned.session(sid), owned.resource(rid)
     if register:
         await session.register_resource(resource)
@@ -73,37 +58,54 @@ async def _register(owned: OwnedObjects, args: Any, register: bool) -> None:
         await session.unregister_resource(resource)
 
 
-def _info(runtime: Runtime) -> dict[str, Any]:
+def info(state: AgentState) -> dict[str, Any]:
+    """What `vaccel info ADDR` shows: plugins and their ops, version, limits."""
+    c = state.config
     return {
+        "agent": state.name,
+        "version": __version__,
         "plugins": [
             [p.display_name, int(p.type), [int(op) for op in ops]]
-            for p, ops in runtime.operations()
-        ]
+            for p, ops in state.runtime.operations()
+        ],
+        "limits": {
+            "max-memory": c.max_memory,
+            "max-peer-memory": c.max_peer_memory,
+            "max-connections": c.max_connections,
+            "max-sessions": c.max_sessions,
+            "max-calls": c.max_calls,
+            "max-streams": c.max_streams,
+            "max-message": c.max_message,
+        },
     }
 
 
-Handler = Callable[[OwnedObjects, Any], Any]
+def health(state: AgentState) -> dict[str, str]:
+    """SERVING, or NOT_SERVING while plugins load or the agent drains."""
+    serving = state.serving and not state.draining
+    return {"status": "SERVING" if serving else "NOT_SERVING"}
+
+
+Handler = Callable[[OwnedObjects, AgentState, Any], Any]
 
 METHODS: dict[str, Handler] = {
-    "op": _op,
-    "session.create": lambda o, a: Later(o.create_session(*_args(a, 1, "session.create"))),
-    "session.destroy": lambda o, a: Later(o.destroy_session(*_args(a, 1, "session.destroy"))),
-    "resource.create": lambda o, a: o.create_resource(*_args(a, 3, "resource.create")),
-    "resource.destroy": lambda o, a: o.destroy_resource(*_args(a, 1, "resource.destroy")),
-    "resource.register": lambda o, a: Later(_register(o, a, True)),
-    "resource.unregister": lambda o, a: Later(_register(o, a, False)),
-    "agent.info": lambda o, a: _info(o.runtime),
+    "session.create": lambda o, s, a: o.create_session(*args_of(a, 1, "session.create")),
+    "session.destroy": lambda o, s, a: o.destroy_session(*args_of(a, 1, "session.destroy")),
+    "resource.create": lambda o, s, a: o.create_resource(*args_of(a, 3, "resource.create")),
+    "resource.destroy": lambda o, s, a: o.destroy_resource(*args_of(a, 1, "resource.destroy")),
+    "resource.register": lambda o, s, a: _register(o, a, True),
+    "resource.unregister": lambda o, s, a: _register(o, a, False),
+    "agent.info": lambda o, s, a: info(s),
+    "health.check": lambda o, s, a: health(s),
 }
+#: Methods answered before authentication and without a session.
+PUBLIC = frozenset({"health.check"})
 
 
-def dispatch(owned: OwnedObjects, method: str, args: Any) -> Any:
-    """The result, or `Later` with the coroutine computing it; VaccelError on a bad call."""
+def handler_of(method: str) -> Handler:
+    """The handler of `method`; NotSupportedError naming the methods served."""
     handler = METHODS.get(method)
     if handler is None:
-        raise NotSupportedError(
-            message=f"unknown method {method!r}; this agent serves {', '.join(sorted(METHODS))}"
-        )
-    return handler(owned, args)
-
-
-__all__ = ["METHODS", "Later", "NotFoundError", "VaccelError", "dispatch"]
+        names = ", ".join(sorted([*METHODS, "op"]))
+        raise NotSupportedError(message=f"unknown method {method!r}; this agent serves {names}")
+    return handler

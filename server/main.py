@@ -1,4 +1,8 @@
-"""`vaccel-agent -a ADDR [-a ADDR ...]` (also `vaccelrt-agent`, the seed's name)."""
+"""`vaccel-agent -a ADDR [-a ADDR ...]` (also `vaccelrt-agent`, vAccel's name).
+
+Serves the plugins of VACCEL_PLUGINS (or `--plugins`) on every address at once. Every
+setting is a flag and a key of the `--config` TOML file (`vaccel-agent --help`).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
+from vaccel import __version__, log
 from vaccel.compat import run
 from vaccel.config import Config
 from vaccel.errors import VaccelError
@@ -16,16 +22,9 @@ from vaccel.protocol.address import AddressError, parse_address
 from vaccel.runtime import Runtime
 
 from .agent import Agent
+from .config import add_arguments, from_arguments
 
-
-def _size(text: str) -> int:
-    """A byte count with an optional K, M or G suffix (powers of 1024)."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    scale = units.get(text[-1:].upper(), 1)
-    number = text[:-1] if scale > 1 else text
-    if not number.isdigit() or int(number) <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 512M or 4G")
-    return int(number) * scale
+BANNER = "pyvaccel agent started. address: {address}"
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -36,82 +35,79 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
             return uvloop.new_event_loop  # type: ignore[no-any-return]
         except ImportError:
-            pass
+            print("vaccel-agent: uvloop is not installed; using the stdlib event loop", flush=True)
     return asyncio.new_event_loop
 
 
-async def _serve(agent: Agent) -> None:
-    bound = await agent.start()
+async def _serve(agent: Agent, addresses: list[object]) -> None:
+    bound = await agent.start(addresses)  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, agent.request_stop)
     for address in bound:
-        print(f"vaccel ttRPC server started. address: {address}", flush=True)
+        print(BANNER.format(address=address), flush=True)
     print("Server is running, press Ctrl + C to exit", flush=True)
     await agent.serve()
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line of vaccel-agent."""
+    p = argparse.ArgumentParser(
+        prog="vaccel-agent",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"vaccel-agent {__version__}")
+    add_arguments(p)
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vaccel-agent", description=__doc__)
-    parser.add_argument(
-        "-a",
-        "--address",
-        action="append",
-        default=None,
-        help="tcp://HOST:PORT, unix:///PATH or vsock://CID:PORT (repeatable); "
-        "default $VACCEL_AGENT_ENDPOINT",
-    )
-    parser.add_argument("--max-connections", type=int, default=4096)
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="threads for blocking plugin work (default: cores + 4, at most 32)",
-    )
-    parser.add_argument(
-        "--max-memory",
-        type=_size,
-        default=None,
-        help="bytes of request buffers the agent holds at once, all clients together "
-        "(e.g. 4G; default: half of this machine's memory)",
-    )
-    parser.add_argument(
-        "--max-sessions",
-        type=int,
-        default=65536,
-        help="sessions the agent keeps for all clients together",
-    )
-    parser.add_argument(
-        "--drain-timeout",
-        type=float,
-        default=10.0,
-        help="seconds to let in-flight calls finish on SIGTERM",
-    )
-    ns = parser.parse_args(argv)
+    """Entry point of `vaccel-agent`."""
+    ns = parser().parse_args(argv)
     try:
-        config = Config.from_env()
-        raw = ns.address or [config.agent_endpoint]
-        addresses = [parse_address(a) for a in raw]
-        runtime = Runtime(config, max_workers=ns.workers)
-    except (VaccelError, AddressError) as exc:
+        config = from_arguments(ns)
+        env = Config.from_env()
+        if config.plugins is not None:
+            env.plugins = config.plugins
+        addresses = [parse_address(a) for a in (config.address or [env.agent_endpoint])]
+        runtime = Runtime(env, max_workers=config.workers)
+    except (VaccelError, AddressError, ValueError) as exc:
         print(f"vaccel-agent: {exc}", file=sys.stderr)
         return 2
-    agent = Agent(
-        runtime,
-        addresses,
-        max_connections=ns.max_connections,
-        drain_timeout=ns.drain_timeout,
-        max_memory=ns.max_memory,
-        max_sessions=ns.max_sessions,
-    )
+    if not runtime.plugins:
+        log.warning(
+            "vaccel-agent: no plugins loaded (set VACCEL_PLUGINS or --plugins on the agent, "
+            "e.g. --plugins numpy): every call will fail"
+        )
+        print(
+            "vaccel-agent: warning: no plugins loaded; set VACCEL_PLUGINS or --plugins",
+            file=sys.stderr,
+            flush=True,
+        )
+    agent = Agent(runtime, config)
+    code = 0
     try:
-        run(_serve(agent), loop_factory())
-    except OSError as exc:
-        print(f"vaccel-agent: cannot listen: {exc}", file=sys.stderr)
-        return 1
+        run(_serve(agent, list(addresses)), loop_factory())
+    except (OSError, ValueError) as exc:
+        where = ", ".join(str(a) for a in addresses)
+        print(f"vaccel-agent: cannot listen on {where}: {exc}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
     finally:
         runtime.close()
-    return 0
+    _exit_even_if_plugin_work_is_stuck(code)
+    return code
+
+
+def _exit_even_if_plugin_work_is_stuck(code: int) -> None:
+    """Exit now if pool threads still run plugin work (the drain timeout bounds the exit)."""
+    stuck = [t for t in threading.enumerate() if t.name.startswith("vaccel-op") and t.is_alive()]
+    if stuck:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-_BANNER = re.compile(r"vaccel ttRPC server started\. address: (\S+)")
+_BANNER = re.compile(r"pyvaccel agent started\. address: (\S+)")
 
 
 def agent_command() -> str:

@@ -8,16 +8,19 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pytest
-from agent_proc import AgentProcess, start_agent
+import pytest_asyncio
+from agent_proc import AgentProcess, SpawnedAgent, clean_env, start_agent
 from conftest import VENV_BIN, assert_transcript, seed_console_blocks, tool_env
 
-from vaccel import AsyncSession, Config, Resource, ResourceType, Runtime, Session
+from vaccel import Arg, AsyncSession, Config, OpType, Resource, ResourceType, Runtime, Session
 from vaccel.client.asyncclient import AsyncClient
 from vaccel.errors import (
     BadArgumentError,
@@ -25,21 +28,26 @@ from vaccel.errors import (
     NotFoundError,
     NotSupportedError,
     PermissionDeniedError,
+    ResourceExhaustedError,
+    SessionLostError,
     UnavailableError,
 )
+from vaccel.ops.tf import Node, Status
+from vaccel.ops.tf import Tensor as TFTensor
+from vaccel.ops.tf.lite import Tensor as LiteTensor
+from vaccel.ops.torch import Tensor as TorchTensor
 from vaccel.protocol.frames import HEADER
 
 f32 = np.float32
+EXEC_ALLOW = "time:sleep,math:hypot,math:sqrt"
+VADD, EXEC = int(OpType.FPGA_VECTORADD), int(OpType.EXEC)
 
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: Any) -> Iterator[AgentProcess]:
     sock = tmp_path_factory.mktemp("agent") / "vaccel.sock"
     proc = start_agent(
-        "tcp://127.0.0.1:0",
-        f"unix://{sock}",
-        plugins="numpy:noop",
-        VACCEL_EXEC_ALLOW="time:sleep,math:*",
+        "tcp://127.0.0.1:0", f"unix://{sock}", plugins="numpy:noop", VACCEL_EXEC_ALLOW=EXEC_ALLOW
     )
     yield proc
     assert proc.stop() == 0
@@ -59,9 +67,16 @@ def remote(address: str) -> Iterator[Runtime]:
 
 @pytest.fixture
 def local() -> Iterator[Runtime]:
-    runtime = Runtime(Config(plugins="numpy:noop", log_level=0, exec_allow=["math:*"]))
+    runtime = Runtime(Config(plugins="numpy:noop", log_level=0, exec_allow=EXEC_ALLOW.split(",")))
     yield runtime
     runtime.close()
+
+
+@pytest_asyncio.fixture
+async def client(address: str) -> AsyncIterator[AsyncClient]:
+    c = await AsyncClient.connect(address)
+    yield c
+    await c.close()
 
 
 RNG = np.random.default_rng(3)
@@ -76,8 +91,10 @@ OPS: list[tuple[str, tuple[Any, ...]]] = [
     ("fpga_parallel", ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])),
     ("minmax", (np.linspace(-50, 9000, 4096).tobytes(), 4096, 10, 5000)),
     ("sgemm", (3, 4, 5, 2.0, RNG.random(15, dtype=f32), 5, RNG.random(20, dtype=f32), 4, 0.0, 4)),
-    ("exec", ("math", "hypot", [3.0, 4.0])),
+    ("exec", ("math", "hypot", [3.0, 4.0], [Arg(0.0)])),
+    ("exec", ("math", "sqrt", [16.0])),
     ("classify", (b"\xff\xd8" + bytes(5000),)),
+    ("detect", (b"\xff\xd8" + bytes(100),)),
 ]
 
 
@@ -86,6 +103,8 @@ def same(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    if hasattr(a, "as_numpy") and hasattr(b, "as_numpy"):
+        return a.dims == b.dims and a.data_type == b.data_type and a.to_bytes() == b.to_bytes()
     return bool(a == b)
 
 
@@ -96,65 +115,104 @@ def test_every_op_remote_equals_local(
     with Session(runtime=local) as s:
         expected = getattr(s, method)(*args)
     with Session(runtime=remote) as s:
-        assert s.is_remote and s.remote_id is not None
+        assert s.is_remote and s.remote_id > 0 and s.remote_address is not None
         got = getattr(s, method)(*args)
     assert type(got) is type(expected)
     assert same(got, expected)
 
 
-def test_async_session_remote(remote: Runtime) -> None:
-    async def go() -> None:
-        async with AsyncSession(runtime=remote) as s:
-            assert s.is_remote
-            results = await asyncio.gather(*(s.fpga_vadd([float(i)], [1.0]) for i in range(200)))
-            assert results == [[float(i) + 1] for i in range(200)]
-            out = await s.fpga_vadd(BIG, BIG)
-            np.testing.assert_array_equal(out, BIG + BIG)
+def _model_calls(s: Session, model: Resource) -> list[Any]:
+    x = np.arange(12, dtype=f32).reshape(3, 4)
+    return [
+        s.tf_model_load(model),
+        s.tf_model_run(model, [Node("in", 0)], [TFTensor.from_numpy(x)], [Node("out", 0)]),
+        s.tf_model_unload(model),
+        s.tflite_model_load(model),
+        s.tflite_model_run(model, [LiteTensor.from_numpy(x.astype(np.int32))], 1),
+        s.tflite_model_unload(model),
+        s.torch_model_load(model),
+        s.torch_model_run(model, [TorchTensor([2, 2], 7, [1.0, 2.0, 3.0, 4.0])]),
+        s.genop([Arg(int(OpType.FPGA_VECTORADD)), Arg([1.0]), Arg([2.0])], [Arg([0.0])]),
+    ]
 
-    asyncio.run(go())
 
-
-def test_resources_and_model_ops_remote(remote: Runtime, tmp_path: Any) -> None:
+def test_model_ops_and_tensors_remote_equal_local(
+    remote: Runtime, local: Runtime, tmp_path: Any
+) -> None:
     path = tmp_path / "model.bin"
     path.write_bytes(os.urandom(300_000))
-    model = Resource(str(path), ResourceType.MODEL)
-    x = np.arange(10, dtype=f32)
+    results = []
+    for runtime in (local, remote):
+        model = Resource(str(path), ResourceType.MODEL)
+        with Session(runtime=runtime) as s:
+            model.register(s)
+            results.append(_model_calls(s, model))
+            assert model.remote_id == (0 if runtime is local else model.remote_id)
+    assert same(results[0], results[1])
+    assert results[1][0] == Status(0, "Operation handled by noop plugin")
+    outs, status = results[1][1]
+    assert outs[0].as_numpy().tolist() == np.arange(12, dtype=f32).reshape(3, 4).tolist()
+
+
+def test_directory_resource_travels_as_one(remote: Runtime, tmp_path: Any) -> None:
+    saved = tmp_path / "saved_model"
+    (saved / "variables").mkdir(parents=True)
+    (saved / "saved_model.pb").write_bytes(b"graph")
+    (saved / "variables" / "variables.index").write_bytes(b"index")
+    model = Resource(saved, ResourceType.MODEL)
+    assert model.names == ["saved_model/saved_model.pb", "saved_model/variables/variables.index"]
     with Session(runtime=remote) as s:
         model.register(s)
-        s.tf_model_load(model)
-        assert s.tf_model_run(model, [x])[0].tolist() == x.tolist()
-        assert s.exec_with_resource(model, "f", [b"abcd"], [b"0000"]) == [b"abcd"]
-        model.unregister(s)
-        with pytest.raises(NotFoundError):
+        assert s.tf_model_load(model).code == 0 and model.remote_id > 0
+
+
+def test_model_ops_check_the_resource_as_vaccel(remote: Runtime) -> None:
+    lib = Resource.from_buffer(b"lib", ResourceType.LIB)
+    model = Resource.from_buffer(b"model", ResourceType.MODEL)
+    with Session(runtime=remote) as s:
+        with pytest.raises(PermissionDeniedError):  # not registered: EPERM
             s.tf_model_load(model)
+        lib.register(s)
+        with pytest.raises(BadArgumentError, match="needs a MODEL resource"):  # EINVAL
+            s.tf_model_load(lib)
+        assert s.exec_with_resource(lib, "f", [b"abcd"], [Arg(bytearray(4))]) == [
+            bytearray(b"abcd")
+        ]
 
 
-def test_agent_checks_arguments_and_ownership(address: str) -> None:
-    async def go() -> None:
-        a = await AsyncClient.connect(address)
-        b = await AsyncClient.connect(address)
-        sid = await a.call("session.create", [0])
-        with pytest.raises(NotFoundError, match="not a session of this connection"):
-            await b.call("op", [sid, 0, []])
-        with pytest.raises(BadArgumentError, match="same length"):
-            await a.call("op", [sid, 19, [np.ones(3, f32), np.ones(4, f32)]])
-        with pytest.raises(BadArgumentError, match="element 0"):
-            await a.call("op", [sid, 19, [["x"], [1.0]]])
-        with pytest.raises(BadArgumentError, match="fpga_vadd"):
-            await a.call("op", [sid, 19, [[1.0]]])
-        with pytest.raises(NotSupportedError, match="unknown method"):
-            await a.call("drop.tables", [])
-        with pytest.raises(NotSupportedError, match="999"):
-            await a.call("op", [sid, 999, []])
-        with pytest.raises(PermissionDeniedError, match="allow-list"):
-            await a.call("op", [sid, 7, ["os", "system", ["true"], []]])
-        assert (
-            await b.call("op", [await b.call("session.create", [0]), 19, [[1.0], [2.0]]])
-        ).tolist() == [3.0]
-        await a.close()
-        await b.close()
+@pytest.mark.asyncio
+async def test_async_session_remote(remote: Runtime) -> None:
+    async with AsyncSession(runtime=remote) as s:
+        assert s.is_remote
+        results = await asyncio.gather(*(s.fpga_vadd([float(i)], [1.0]) for i in range(200)))
+        assert results == [[float(i) + 1] for i in range(200)]
+        out = await s.fpga_vadd(BIG, BIG)
+        np.testing.assert_array_equal(out, BIG + BIG)
 
-    asyncio.run(go())
+
+@pytest.mark.asyncio
+async def test_agent_checks_arguments_and_ownership(address: str) -> None:
+    a = await AsyncClient.connect(address)
+    b = await AsyncClient.connect(address)
+    sid = await a.call("session.create", [0])
+    with pytest.raises(NotFoundError, match="not a session of this connection"):
+        await b.call("op", [sid, 0, []])
+    with pytest.raises(BadArgumentError, match="same length"):
+        await a.call("op", [sid, VADD, [np.ones(3, f32), np.ones(4, f32)]])
+    with pytest.raises(BadArgumentError, match="element 0"):
+        await a.call("op", [sid, VADD, [["x"], [1.0]]])
+    with pytest.raises(BadArgumentError, match="fpga_vadd"):
+        await a.call("op", [sid, VADD, [[1.0]]])
+    with pytest.raises(NotSupportedError, match="unknown method"):
+        await a.call("drop.tables", [])
+    with pytest.raises(NotSupportedError, match="999"):
+        await a.call("op", [sid, 999, []])
+    with pytest.raises(PermissionDeniedError, match="allow-list.*on the agent"):
+        await a.call("op", [sid, EXEC, ["os", "system", ["true"], []]])
+    sid_b = await b.call("session.create", [0])
+    assert (await b.call("op", [sid_b, VADD, [[1.0], [2.0]]])).tolist() == [3.0]
+    await a.close()
+    await b.close()
 
 
 def test_garbage_gets_goaway_and_agent_serves_others(address: str, remote: Runtime) -> None:
@@ -176,21 +234,19 @@ def test_garbage_gets_goaway_and_agent_serves_others(address: str, remote: Runti
         assert s.fpga_vadd([1.0], [1.0]) == [2.0]
 
 
-def test_hundred_concurrent_clients(address: str) -> None:
+@pytest.mark.asyncio
+async def test_hundred_concurrent_clients(address: str) -> None:
     async def one(i: int) -> bool:
-        client = await AsyncClient.connect(address)
+        c = await AsyncClient.connect(address)
         try:
-            sid = await client.call("session.create", [0])
+            sid = await c.call("session.create", [0])
             a = np.full(256, i, f32)
-            out = await client.call("op", [sid, 19, [a, a]])
+            out = await c.call("op", [sid, VADD, [a, a]])
             return bool(np.array_equal(out, a + a))
         finally:
-            await client.close()
+            await c.close()
 
-    async def go() -> list[bool]:
-        return await asyncio.gather(*(one(i) for i in range(100)))
-
-    assert all(asyncio.run(go()))
+    assert all(await asyncio.gather(*(one(i) for i in range(100))))
 
 
 def test_deadline_is_enforced(address: str) -> None:
@@ -214,46 +270,52 @@ def test_agent_down_fails_fast() -> None:
     runtime = Runtime(Config(plugins="rpc", rpc_address=f"tcp://127.0.0.1:{port}", log_level=0))
     try:
         start = time.monotonic()
-        with pytest.raises(UnavailableError, match="cannot reach"):
+        with pytest.raises(UnavailableError, match="cannot reach") as info:
             Session(runtime=runtime)
+        assert info.value.code == 111  # ECONNREFUSED: nothing listens
         assert time.monotonic() - start < 5
     finally:
         runtime.close()
 
 
-def test_agent_dying_mid_call_fails_the_call() -> None:
+def test_agent_dying_mid_call_loses_the_session_and_new_ones_reconnect() -> None:
     proc = start_agent("tcp://127.0.0.1:0", VACCEL_EXEC_ALLOW="time:sleep")
-    runtime = Runtime(Config(plugins="rpc", rpc_address=proc.addresses[0], log_level=0))
+    address = proc.addresses[0]
+    runtime = Runtime(Config(plugins="rpc", rpc_address=address, log_level=0))
     try:
-        with Session(runtime=runtime) as s:
-            import threading
-
-            threading.Timer(0.5, proc.proc.kill).start()
-            start = time.monotonic()
-            with pytest.raises(UnavailableError, match="lost"):
-                s.exec("time", "sleep", [30.0])
-            assert time.monotonic() - start < 10
-            s.closed = True  # its agent is gone
+        s = Session(runtime=runtime)
+        threading.Timer(0.5, proc.proc.kill).start()
+        start = time.monotonic()
+        with pytest.raises(UnavailableError, match="lost") as info:
+            s.exec("time", "sleep", [30.0])
+        assert info.value.code != 111  # a lost connection is not "refused"
+        assert time.monotonic() - start < 10
+        with pytest.raises(SessionLostError, match="open a new session"):
+            s.fpga_vadd([1.0], [1.0])
+        s.close()  # freeing a lost session does not fail
+        proc.stop()
+        port = int(address.rsplit(":", 1)[1])
+        proc = SpawnedAgent(
+            [f"tcp://127.0.0.1:{port}"], clean_env(VACCEL_PLUGINS="numpy")
+        )  # restarted on the same address
+        with Session(runtime=runtime) as fresh:  # never the dead connection
+            assert fresh.fpga_vadd([1.0], [1.0]) == [2.0]
     finally:
         runtime.close()
         proc.stop()
 
 
-def test_sigterm_drains_in_flight_calls() -> None:
+@pytest.mark.asyncio
+async def test_sigterm_drains_in_flight_calls() -> None:
     proc = start_agent("tcp://127.0.0.1:0", VACCEL_EXEC_ALLOW="time:sleep")
-
-    async def go() -> Any:
-        client = await AsyncClient.connect(proc.addresses[0])
-        sid = await client.call("session.create", [0])
-        call = asyncio.ensure_future(client.call("op", [sid, 7, ["time", "sleep", [1.0], [None]]]))
-        await asyncio.sleep(0.3)
-        proc.proc.send_signal(signal.SIGTERM)
-        result = await call
-        await client.close()
-        return result
-
-    assert asyncio.run(go()) == [None]
-    assert proc.stop() == 0
+    c = await AsyncClient.connect(proc.addresses[0])
+    sid = await c.call("session.create", [0])
+    call = asyncio.ensure_future(c.call("op", [sid, EXEC, ["time", "sleep", [1.0], [None]]]))
+    await asyncio.sleep(0.3)
+    proc.proc.send_signal(signal.SIGTERM)
+    assert await call == [None]
+    await c.close()
+    assert await asyncio.to_thread(proc.stop) == 0
 
 
 def test_seed_remote_transcript() -> None:
@@ -273,14 +335,13 @@ def test_seed_remote_transcript() -> None:
     ).stdout.splitlines()
     assert fresh.stop() == 0
     extra = re.compile(
-        r"<debug> Registered function (noop|Exec with resource|"
-        r"Torch jitload_forward function|TensorFlow Lite session \w+) from plugin "
-        r"vsock"
+        r"<debug> Registered function (noop|Exec with resource|Torch [\w ]+|"
+        r"TensorFlow Lite session \w+) from plugin vsock"
     )
     assert_transcript(out, seed_console_blocks()[6], extra)
 
 
-def test_seed_agent_banner() -> None:
+def test_agent_banner() -> None:
     proc = subprocess.Popen(
         [str(VENV_BIN / "vaccelrt-agent"), "-a", "tcp://127.0.0.1:0"],
         stdout=subprocess.PIPE,
@@ -298,28 +359,27 @@ def test_seed_agent_banner() -> None:
     assert proc.wait(15) == 0
     proc.stdout.close()
     seed = seed_console_blocks()[4]
+    # The seed's agent said "vaccel ttRPC server started"; ours speaks its own protocol.
     assert re.fullmatch(
-        r"vaccel ttRPC server started\. address: tcp://127\.0\.0\.1:\d+", lines[-2].strip()
+        r"pyvaccel agent started\. address: tcp://127\.0\.0\.1:\d+", lines[-2].strip()
     )
     assert lines[-1].strip() == seed[-1]
     assert any("Registered plugin numpy" in ln for ln in lines)
 
 
 def test_agent_memory_budget() -> None:
-    from agent_proc import SpawnedAgent, clean_env
-
-    from vaccel.errors import ResourceExhaustedError
-
     small = SpawnedAgent(
-        ["tcp://127.0.0.1:0"], clean_env(VACCEL_PLUGINS="numpy"), extra_args=["--max-memory", "4M"]
+        ["tcp://127.0.0.1:0"],
+        clean_env(VACCEL_PLUGINS="numpy"),
+        extra_args=["--max-memory", "12M", "--max-peer-memory", "12M"],
     )
     runtime = Runtime(Config(plugins="rpc", rpc_address=small.addresses[0], log_level=0))
     try:
         with Session(runtime=runtime) as s:
-            big = np.ones(1 << 20, f32)  # 2 x 4 MiB in: over the budget
-            with pytest.raises(ResourceExhaustedError, match="budget"):
+            big = np.ones(1 << 20, f32)  # 2 x 4 MiB in, 4 MiB out: over the budget
+            with pytest.raises(ResourceExhaustedError, match="memory.*limit"):
                 s.fpga_vadd(big, big)
-            half = np.ones(1 << 18, f32)  # 2 x 1 MiB: fits, again and again
+            half = np.ones(1 << 18, f32)  # 2 x 1 MiB in, 1 MiB out: fits, again and again
             for _ in range(10):
                 np.testing.assert_array_equal(s.fpga_vadd(half, half), half + half)
     finally:
@@ -327,33 +387,31 @@ def test_agent_memory_budget() -> None:
         assert small.stop() == 0
 
 
-def test_calls_are_answered_as_they_finish_and_cancel_frees_the_stream(address: str) -> None:
-    async def go() -> None:
-        client = await AsyncClient.connect(address)
-        sid = await client.call("session.create", [0])
-        order: list[str] = []
+@pytest.mark.asyncio
+async def test_calls_are_answered_as_they_finish_and_cancel_frees_the_stream(
+    client: AsyncClient,
+) -> None:
+    sid = await client.call("session.create", [0])
+    order: list[str] = []
 
-        async def slow() -> None:
-            await client.call("op", [sid, 7, ["time", "sleep", [0.6], [None]]])
-            order.append("slow")
+    async def slow() -> None:
+        await client.call("op", [sid, EXEC, ["time", "sleep", [0.6], [None]]])
+        order.append("slow")
 
-        async def fast() -> None:
-            await client.call("op", [sid, 19, [[1.0], [2.0]]])
-            order.append("fast")
+    async def fast() -> None:
+        await client.call("op", [sid, VADD, [[1.0], [2.0]]])
+        order.append("fast")
 
-        await asyncio.gather(slow(), fast())
-        assert order == ["fast", "slow"]
-        hung = asyncio.ensure_future(client.call("op", [sid, 7, ["time", "sleep", [2.0], [None]]]))
-        await asyncio.sleep(0.2)
-        hung.cancel()  # sends CANCEL; the agent drops the call
-        with pytest.raises(asyncio.CancelledError):
-            await hung
-        start = time.monotonic()
-        assert (await client.call("op", [sid, 19, [[1.0], [1.0]]])).tolist() == [2.0]
-        assert time.monotonic() - start < 1.0
-        await client.close()
-
-    asyncio.run(go())
+    await asyncio.gather(slow(), fast())
+    assert order == ["fast", "slow"]
+    hung = asyncio.ensure_future(client.call("op", [sid, EXEC, ["time", "sleep", [2.0], [None]]]))
+    await asyncio.sleep(0.2)
+    hung.cancel()  # sends CANCEL; the agent drops the call
+    with pytest.raises(asyncio.CancelledError):
+        await hung
+    start = time.monotonic()
+    assert (await client.call("op", [sid, VADD, [[1.0], [1.0]]])).tolist() == [2.0]
+    assert time.monotonic() - start < 1.0
 
 
 def test_vaccel_ping(address: str) -> None:
@@ -377,8 +435,6 @@ def test_vaccel_ping(address: str) -> None:
 
 
 def test_sync_sessions_from_many_threads(remote: Runtime) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     def work(i: int) -> bool:
         with Session(runtime=remote) as s:
             return all(s.fpga_vadd([float(i)], [float(k)]) == [float(i + k)] for k in range(20))

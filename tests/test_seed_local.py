@@ -10,7 +10,7 @@ from conftest import VENV_BIN, assert_transcript, seed_console_blocks, tool_env
 NOOP_SO = "/usr/local/lib/libvaccel-noop.so"
 # Lines we may add: registrations of ops the seed's vAccel did not have.
 EXTRA_REGISTRATIONS = re.compile(
-    r"<debug> Registered function (Exec with resource|Torch jitload_forward function|"
+    r"<debug> Registered function (Exec with resource|Torch [\w ]+|"
     r"TensorFlow Lite session (load|run|delete)) from plugin \w+"
 )
 

@@ -128,10 +128,7 @@ async def test_many_sessions_on_one_loop(runtime: Runtime) -> None:
     try:
         plan = _plan(3, 64)
         await asyncio.gather(
-            *(
-                _checked_call(sessions[i % len(sessions)], k, n, i)
-                for i, (k, n) in enumerate(plan)
-            )
+            *(_checked_call(sessions[i % len(sessions)], k, n, i) for i, (k, n) in enumerate(plan))
         )
     finally:
         for s in sessions:

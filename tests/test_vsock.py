@@ -29,7 +29,7 @@ from conftest import VENV_BIN, tool_env
 from vaccel import AsyncSession, Config, Runtime, Session
 from vaccel.compat import timeout
 from vaccel.errors import UnavailableError
-from vaccel.server.listeners import vsock_available
+from vaccel.transport.sockets import vsock_available
 
 #: Set by vm/guest.sh: every test here must run (vsock loopback is there).
 IN_VM_GUEST = os.environ.get("PYVACCEL_VM_GUEST") == "1"

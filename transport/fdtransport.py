@@ -31,7 +31,8 @@ class SocketTransport(asyncio.Transport):
         protocol: asyncio.BaseProtocol,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(extra)
+        super().__init__()
+        self._info: dict[str, Any] = dict(extra or {})
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
@@ -46,15 +47,15 @@ class SocketTransport(asyncio.Transport):
         self._read_paused = False
         self._closing = False
         self._lost = False
-        self._extra.setdefault("socket", sock)
+        self._info.setdefault("socket", sock)
         try:
-            self._extra.setdefault("peername", sock.getpeername())
+            self._info.setdefault("peername", sock.getpeername())
         except OSError:
-            self._extra.setdefault("peername", None)
+            self._info.setdefault("peername", None)
         try:
-            self._extra.setdefault("sockname", sock.getsockname())
+            self._info.setdefault("sockname", sock.getsockname())
         except OSError:
-            self._extra.setdefault("sockname", None)
+            self._info.setdefault("sockname", None)
         loop.call_soon(self._start)
 
     def _start(self) -> None:
@@ -249,6 +250,10 @@ class SocketTransport(asyncio.Transport):
             self._protocol.connection_lost(exc)  # type: ignore[arg-type]
         finally:
             self._sock.close()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Transport information: `socket`, `peername`, `sockname`."""
+        return self._info.get(name, default)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         """The protocol this transport drives."""

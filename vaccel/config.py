@@ -56,49 +56,94 @@ def positive_setting(
     return value
 
 
+DEFAULT_PLUGINS = "libvaccel-noop.so"
+
+
 @dataclass
 class Config:
-    """Everything pyvaccel reads from its environment, as one value.
+    """Everything pyvaccel reads from its environment, as one value (vaccel-python's Config).
 
-    `plugins` is the `:`-separated list of VACCEL_PLUGINS (or a list). `exec_allow` lists the
-    `module:function` callables the numpy plugin's exec may run (none by default).
+    `Config(plugins="libvaccel-noop.so", log_level=1, log_file=None, *,
+    profiling_enabled=False, version_ignore=False)`, plus pyvaccel's own keyword-only
+    settings. `plugins` is the `:`-separated VACCEL_PLUGINS string (a list is joined).
+    `exec_allow` lists the exact `module:function` callables the numpy plugin's exec
+    may run (none by default).
+
+    Example:
+        >>> Config("numpy", 4).plugins
+        'numpy'
     """
 
-    plugins: list[str] | str = field(default_factory=list)
+    plugins: str = DEFAULT_PLUGINS
     log_level: int = 1
     log_file: str | None = None
-    rpc_address: str = DEFAULT_RPC_ADDRESS
-    agent_endpoint: str = DEFAULT_AGENT_ENDPOINT
-    exec_allow: list[str] = field(default_factory=list)
-    rpc_timeout: float | None = None
-    #: Every VACCEL_* variable: plugins read their own settings here (VACCEL_PYNQ_*).
-    env: dict[str, str] = field(default_factory=dict)
+    profiling_enabled: bool = field(default=False, kw_only=True)
+    version_ignore: bool = field(default=False, kw_only=True)
+    rpc_address: str = field(default=DEFAULT_RPC_ADDRESS, kw_only=True)
+    agent_endpoint: str = field(default=DEFAULT_AGENT_ENDPOINT, kw_only=True)
+    exec_allow: list[str] = field(default_factory=list, kw_only=True)
+    rpc_timeout: float | None = field(default=None, kw_only=True)
+    #: Seconds of silence before the rpc plugin PINGs its agent (0: never).
+    rpc_keepalive: float = field(default=5.0, kw_only=True)
+    #: Every VACCEL_* variable: plugins read their own settings here (VACCEL_PYNQ_*, ...).
+    env: dict[str, str] = field(default_factory=dict, kw_only=True)
 
     def __post_init__(self) -> None:
-        if isinstance(self.plugins, str):
-            self.plugins = [p for p in self.plugins.split(":") if p]
-        if not 0 <= int(self.log_level) <= 4:
+        if not isinstance(self.plugins, str):
+            self.plugins = ":".join(self.plugins)
+        if isinstance(self.log_level, bool) or not 0 <= int(self.log_level) <= 4:
             raise BadArgumentError(message=f"log_level={self.log_level} is out of range 0-4")
+        self.log_level = int(self.log_level)
 
     @property
     def plugin_list(self) -> list[str]:
-        assert not isinstance(self.plugins, str)  # normalised in __post_init__
-        return self.plugins
+        """The plugins to load, in priority order."""
+        return [p for p in self.plugins.split(":") if p]
+
+    def __repr__(self) -> str:
+        return (
+            f"Config(plugins={self.plugins!r}, log_level={self.log_level}, "
+            f"log_file={self.log_file!r}, profiling_enabled={self.profiling_enabled}, "
+            f"version_ignore={self.version_ignore})"
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
-        """Read VACCEL_* variables (os.environ by default)."""
+        """Read VACCEL_* variables (os.environ by default); no VACCEL_PLUGINS loads nothing."""
         env = os.environ if env is None else env
         plugins = _first(env, "VACCEL_PLUGINS", "VACCEL_BACKENDS")
         address = _first(env, "VACCEL_RPC_ADDRESS", "VACCEL_VSOCK")
         allow = env.get("VACCEL_EXEC_ALLOW", "")
         return cls(
-            plugins=plugins[1] if plugins else [],
+            plugins=plugins[1] if plugins else "",
             log_level=_int_var(env, ("VACCEL_LOG_LEVEL", "VACCEL_DEBUG_LEVEL"), 1, 0, 4),
             log_file=env.get("VACCEL_LOG_FILE") or None,
+            profiling_enabled=_flag(env, "VACCEL_PROFILING_ENABLED"),
+            version_ignore=_flag(env, "VACCEL_VERSION_IGNORE"),
             rpc_address=address[1] if address else DEFAULT_RPC_ADDRESS,
             agent_endpoint=env.get("VACCEL_AGENT_ENDPOINT") or DEFAULT_AGENT_ENDPOINT,
             exec_allow=[a for a in allow.replace(",", " ").split() if a],
             rpc_timeout=positive_setting(env, "VACCEL_RPC_TIMEOUT", float),
+            rpc_keepalive=_keepalive(env),
             env={k: v for k, v in env.items() if k.startswith("VACCEL_")},
         )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """A boolean variable: 1/true/yes/on (any case) are true."""
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _keepalive(env: Mapping[str, str]) -> float:
+    raw = env.get("VACCEL_RPC_KEEPALIVE")
+    if not raw:
+        return 5.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadArgumentError(
+            message=f"VACCEL_RPC_KEEPALIVE={raw!r} is not a number of seconds"
+        ) from None
+    if value < 0:
+        raise BadArgumentError(message=f"VACCEL_RPC_KEEPALIVE={raw!r} must be 0 (off) or more")
+    return value

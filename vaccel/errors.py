@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import errno
 
+from .error import FFIError
 
-class VaccelError(Exception):
-    """Root of every error pyvaccel raises; `code` is an errno number."""
+
+class VaccelError(FFIError):
+    """Root of every error pyvaccel raises; `code` is an errno number.
+
+    It is a vaccel-python `FFIError` (a RuntimeError), so applications written for
+    vaccel-python catch it unchanged.
+    """
 
     default_code = errno.EIO
 
-    def __init__(self, code: int | None = None, message: str = "") -> None:
-        # vaccel-python raises VaccelError(code, message); accept a bare message too.
-        if isinstance(code, str) and not message:
-            code, message = None, code
-        self.code: int = self.default_code if code is None else int(code)
-        self.message: str = message
-        super().__init__(code, message)
+    def __init__(self, code: int | str | None = None, message: str = "") -> None:
+        # VaccelError(code, message) as vaccel-python; a bare message works too.
+        if isinstance(code, str):
+            message = message or code
+            number = self.default_code
+        else:
+            number = self.default_code if code is None else int(code)
+        super().__init__(number, message)
 
     def __str__(self) -> str:
         name = errno.errorcode.get(self.code, str(self.code))

@@ -10,12 +10,15 @@ checks on what arrives over the wire, so a remote caller is held to the same rul
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from .arg import Arg
+from .enums import OpType
 from .errors import BadArgumentError
 
 F32 = np.dtype(np.float32)
@@ -131,35 +134,57 @@ def check_noop() -> Canonical:
     return ()
 
 
+def nonempty(arr: npt.NDArray[Any], name: str, what: str) -> None:
+    """Refuse an empty array (no accelerator run can do anything useful with it)."""
+    if not arr.size:
+        raise BadArgumentError(message=f"{what}: {name} is empty")
+
+
 def check_vadd(a: Any, b: Any) -> Canonical:
     a_arr, _ = array_arg(a, F32, "a")
     b_arr, _ = array_arg(b, F32, "b")
     same_shape(a_arr, b_arr, "fpga_vadd")
+    nonempty(a_arr, "a", "fpga_vadd")
     return a_arr, b_arr
 
 
-check_parallel = check_vadd
+def check_parallel(a: Any, b: Any) -> Canonical:
+    a_arr, _ = array_arg(a, F32, "a")
+    b_arr, _ = array_arg(b, F32, "b")
+    same_shape(a_arr, b_arr, "fpga_parallel")
+    nonempty(a_arr, "a", "fpga_parallel")
+    return a_arr, b_arr
 
 
 def check_arraycopy(a: Any) -> Canonical:
-    return (array_arg(a, I32, "a")[0],)
+    arr = array_arg(a, I32, "a")[0]
+    nonempty(arr, "a", "fpga_arraycopy")
+    return (arr,)
 
 
 def check_mmult(a: Any, b: Any) -> Canonical:
+    """Two float32 arrays of one length; which lengths can be multiplied is the plugin's
+    to say (vAccel's noop takes any; numpy and pynq need n*n elements)."""
     a_arr, _ = array_arg(a, F32, "a")
     b_arr, _ = array_arg(b, F32, "b")
-    same_shape(a_arr, b_arr, "fpga_mmult")
-    n = round(a_arr.size**0.5)
-    if (
-        n * n != a_arr.size
-        or a_arr.ndim not in (1, 2)
-        or (a_arr.ndim == 2 and a_arr.shape != (n, n))
-    ):
+    if a_arr.size != b_arr.size:
         raise BadArgumentError(
-            message=f"fpga_mmult: a and b must be square matrices (n*n elements, flat or n x n); "
-            f"got shape {a_arr.shape}"
+            message=f"fpga_mmult: a and b must have the same length; got {a_arr.size} and "
+            f"{b_arr.size}"
         )
+    nonempty(a_arr, "a", "fpga_mmult")
     return a_arr, b_arr
+
+
+def square_side(a: npt.NDArray[Any], who: str) -> int:
+    """n for an n*n matrix given flat or n x n; BadArgumentError naming the plugin otherwise."""
+    n = round(a.size**0.5)
+    if n * n != a.size or a.ndim not in (1, 2) or (a.ndim == 2 and a.shape != (n, n)):
+        raise BadArgumentError(
+            message=f"fpga_mmult: the {who} plugin multiplies square matrices (n*n elements, "
+            f"flat or n x n); got shape {a.shape}"
+        )
+    return int(n)
 
 
 def check_minmax(indata: Any, ndata: Any, low: Any, high: Any) -> Canonical:
@@ -247,15 +272,19 @@ _PLAIN = (bytes, str, int, float, bool, type(None), np.ndarray)
 
 def plain_value(value: Any, name: str) -> Any:
     """An exec argument as a value the wire carries: an Arg's buffer or a plain value."""
-    buf = getattr(value, "buf", value)
+    buf = value.buf if isinstance(value, Arg) else value
     if isinstance(buf, (bytearray, memoryview)):
         return bytes(buf)
     if isinstance(buf, np.generic):
         return buf.item()
+    if isinstance(buf, os.PathLike):
+        return os.fspath(buf)
+    if isinstance(buf, (list, tuple)):
+        return Arg.wrap(list(buf)).buf
     if not isinstance(buf, _PLAIN):
         raise BadArgumentError(
-            message=f"{name} must be bytes, str, int, float, bool, None or a NumPy array; "
-            f"got {_type_name(buf)}"
+            message=f"{name} must be bytes, str, int, float, bool, None, a list of numbers "
+            f"or a NumPy array; got {_type_name(buf)}"
         )
     return buf
 
@@ -270,9 +299,15 @@ def _arg_list(values: Any, name: str) -> list[Any]:
     return [plain_value(v, f"{name}[{i}]") for i, v in enumerate(values)]
 
 
+def _library(library: Any) -> str:
+    if isinstance(library, os.PathLike):
+        library = os.fspath(library)
+    return str_arg(library, "library")
+
+
 def check_exec(library: Any, symbol: Any, arg_read: Any = None, arg_write: Any = None) -> Canonical:
     return (
-        str_arg(library, "library"),
+        _library(library),
         str_arg(symbol, "symbol"),
         _arg_list(arg_read, "arg_read"),
         _arg_list(arg_write, "arg_write"),
@@ -300,44 +335,96 @@ def check_model(resource: Any) -> Canonical:
     return (resource_id(resource),)
 
 
-def check_model_run(resource: Any, inputs: Any) -> Canonical:
-    if not isinstance(inputs, (list, tuple)) or not all(isinstance(t, np.ndarray) for t in inputs):
-        raise BadArgumentError(message="inputs must be a list of NumPy arrays (the input tensors)")
-    return resource_id(resource), list(inputs)
+def _tensors(values: Any, mapper: Any, name: str) -> list[Any]:
+    from .ops.tensors import raw_tensor
+
+    if not isinstance(values, (list, tuple)):
+        raise BadArgumentError(
+            message=f"{name} must be a list of tensors; got {_type_name(values)}"
+        )
+    return [raw_tensor(v, mapper, f"{name}[{i}]") for i, v in enumerate(values)]
 
 
-# What the agent runs on every request before a plugin sees it.
-CHECKERS: dict[int, Any] = {}
+def _nodes(values: Any, name: str) -> list[list[Any]]:
+    if not isinstance(values, (list, tuple)):
+        raise BadArgumentError(message=f"{name} must be a list of Nodes; got {_type_name(values)}")
+    out = []
+    for i, node in enumerate(values):
+        if isinstance(node, (list, tuple)) and len(node) == 2:
+            node_name, node_id = node
+        else:
+            node_name, node_id = getattr(node, "name", None), getattr(node, "id", None)
+        out.append([str_arg(node_name, f"{name}[{i}].name"), int_arg(node_id, f"{name}[{i}].id")])
+    return out
 
 
-def _register_checkers() -> None:
-    from .enums import OpType as O
+def _options(run_options: Any) -> bytes | None:
+    if run_options is None:
+        return None
+    data = getattr(run_options, "data", run_options)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BadArgumentError(
+            message=f"run_options must be a Buffer; got {_type_name(run_options)}"
+        )
+    return bytes(data)
 
-    CHECKERS.update(
-        {
-            O.NOOP: check_noop,
-            O.BLAS_SGEMM: check_sgemm,
-            O.IMAGE_CLASSIFY: check_image,
-            O.IMAGE_DETECT: check_image,
-            O.IMAGE_SEGMENT: check_image,
-            O.IMAGE_POSE: check_image,
-            O.IMAGE_DEPTH: check_image,
-            O.EXEC: check_exec,
-            O.EXEC_WITH_RESOURCE: check_exec_with_resource,
-            O.MINMAX: check_minmax,
-            O.FPGA_ARRAYCOPY: check_arraycopy,
-            O.FPGA_MMULT: check_mmult,
-            O.FPGA_PARALLEL: check_parallel,
-            O.FPGA_VECTORADD: check_vadd,
-            O.TF_SESSION_LOAD: check_model,
-            O.TF_SESSION_DELETE: check_model,
-            O.TF_SESSION_RUN: check_model_run,
-            O.TFLITE_SESSION_LOAD: check_model,
-            O.TFLITE_SESSION_DELETE: check_model,
-            O.TFLITE_SESSION_RUN: check_model_run,
-            O.TORCH_JITLOAD_FORWARD: check_model_run,
-        }
+
+def check_tf_run(
+    resource: Any, in_nodes: Any, in_tensors: Any, out_nodes: Any, run_options: Any = None
+) -> Canonical:
+    from .ops.tf import TensorTypeMapper
+
+    nodes_in = _nodes(in_nodes, "in_nodes")
+    tensors = _tensors(in_tensors, TensorTypeMapper, "in_tensors")
+    if len(nodes_in) != len(tensors):
+        raise BadArgumentError(
+            message=f"tf_model_run: {len(nodes_in)} input nodes for {len(tensors)} input tensors"
+        )
+    return (
+        resource_id(resource),
+        nodes_in,
+        tensors,
+        _nodes(out_nodes, "out_nodes"),
+        _options(run_options),
     )
 
 
-_register_checkers()
+def check_tflite_run(resource: Any, in_tensors: Any, nr_out_tensors: Any = 1) -> Canonical:
+    from .ops.tf.lite import TensorTypeMapper
+
+    return (
+        resource_id(resource),
+        _tensors(in_tensors, TensorTypeMapper, "in_tensors"),
+        int_arg(nr_out_tensors, "nr_out_tensors", 0),
+    )
+
+
+def check_torch_run(
+    resource: Any, in_tensors: Any, nr_out_tensors: Any = 1, run_options: Any = None
+) -> Canonical:
+    from .ops.torch import TensorTypeMapper
+
+    return (
+        resource_id(resource),
+        _tensors(in_tensors, TensorTypeMapper, "in_tensors"),
+        int_arg(nr_out_tensors, "nr_out_tensors", 0),
+        _options(run_options),
+    )
+
+
+def genop_request(arg_read: Any) -> tuple[OpType, list[Any]]:
+    """genop's first read argument names the op; the rest are its arguments."""
+    if not isinstance(arg_read, (list, tuple)) or not arg_read:
+        raise BadArgumentError(message="genop: arg_read must start with the op type")
+    first = arg_read[0].buf if isinstance(arg_read[0], Arg) else arg_read[0]
+    if isinstance(first, np.ndarray) and first.size == 1:
+        first = first.reshape(-1)[0]
+    if isinstance(first, (bytes, bytearray)) and len(first) in (4, 8):
+        first = int.from_bytes(first, "little")
+    try:
+        op = OpType(int(first))
+    except (TypeError, ValueError):
+        raise BadArgumentError(message=f"genop: {first!r} is not an OpType") from None
+    if op in (OpType.MAX, OpType.OPENCV, OpType.TORCH_SGEMM):
+        raise BadArgumentError(message=f"genop: op {op.name} cannot be called through genop")
+    return op, [a.buf if isinstance(a, Arg) else a for a in arg_read[1:]]

@@ -1,39 +1,80 @@
-"""The plugin contract: a name, a type, init/fini and a table from OpType to implementations.
+"""The plugin contract: a name, a type, init/fini and implementations of op-table entries.
 
-An implementation receives the calling session first, then the op's canonical arguments
-(see `vaccel.opargs`), and returns the op's canonical result. It may be a plain function
-(`blocking` says whether it does enough work to be run off the event loop) or come with
-a coroutine twin for asyncio callers (the rpc plugin). Session and resource hooks let a
-plugin keep per-session state (the rpc plugin's remote session).
+An implementation receives the calling session first, then the op's canonical
+arguments (`vaccel.catalogue`: each op's checker says what they are), and returns the
+op's canonical result. It may be a plain function (`blocking` says whether it may take
+long enough to belong off the event loop; `inline_if` may declare a given call cheap)
+or come with a coroutine twin for asyncio callers (the rpc plugin). Session and
+resource hooks let a plugin keep per-session state (the rpc plugin's remote session).
+
+Plugins see sessions and resources through the `SessionLike` and `ResourceLike`
+protocols declared here, so this module needs nothing from the session classes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from .enums import OpType, PluginType
+from .enums import OpType, PluginType, ResourceType
 
 if TYPE_CHECKING:
     from .config import Config
-    from .resource import Resource
-    from .session import SessionBase
 
 SyncOp = Callable[..., Any]
 AsyncOp = Callable[..., Awaitable[Any]]
 
 
+class ResourceLike(Protocol):
+    """What plugins use of a resource."""
+
+    id: int
+    type: ResourceType
+    names: list[str]
+    paths: list[str]
+
+    @property
+    def blobs(self) -> list[bytes]:
+        """The contents of each file or buffer."""
+        ...
+
+
+class SessionLike(Protocol):
+    """What plugins use of a session (sync or async)."""
+
+    id: int
+    remote_id: int
+    plugin_state: dict[str, Any]
+
+    @property
+    def flags(self) -> int:
+        """The hints the session was opened with."""
+        ...
+
+    def resource(self, resource_id: int) -> ResourceLike:
+        """A registered resource by id (NotFoundError otherwise)."""
+        ...
+
+    @property
+    def rundir(self) -> str:
+        """A directory for this session's files (removed when it closes)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Impl:
-    """One op's implementation: a sync callable, an optional coroutine twin, and a cost hint."""
+    """One op's implementation: a sync callable, an optional coroutine twin, cost hints."""
 
     sync: SyncOp
     async_: AsyncOp | None = None
+    #: May take long: run in the pool unless the call is known to be cheap.
     blocking: bool = True
-    #: For blocking ops: a test on (session, *args) that says this call is cheap enough
-    #: to run inline on the event loop (small arrays), saving the hop to the pool.
+    #: A test on (session, *args) declaring a call cheap enough to run inline.
     inline_if: Callable[..., bool] | None = None
+    #: What distinguishes calls of different cost beyond their size ((session, *args) ->
+    #: key), for the runtime's measured inline/pool decision (exec: the function named).
+    cost_key: Callable[..., Hashable] | None = None
 
 
 class Plugin:
@@ -41,7 +82,7 @@ class Plugin:
 
     name: ClassVar[str] = "plugin"
     type: ClassVar[PluginType] = PluginType.GENERIC
-    version: ClassVar[str] = "0.1.0"
+    version: ClassVar[str] = "0.2.0"
     #: vAccel logs "<name> is a VirtIO module" for transport plugins.
     virtio: ClassVar[bool] = False
 
@@ -60,29 +101,37 @@ class Plugin:
         return {}
 
     # Session and resource hooks: no-ops unless a plugin keeps per-session state.
-    def session_init(self, session: SessionBase) -> None:
-        pass
+    def session_init(self, session: SessionLike) -> None:
+        """A session opened (sync callers)."""
 
-    async def session_init_async(self, session: SessionBase) -> None:
+    async def session_init_async(self, session: SessionLike) -> None:
+        """A session opened (asyncio callers)."""
         self.session_init(session)
 
-    def session_free(self, session: SessionBase) -> None:
-        pass
+    def session_free(self, session: SessionLike) -> None:
+        """A session closed (sync callers)."""
 
-    async def session_free_async(self, session: SessionBase) -> None:
+    async def session_free_async(self, session: SessionLike) -> None:
+        """A session closed (asyncio callers)."""
         self.session_free(session)
 
-    def resource_register(self, session: SessionBase, resource: Resource) -> None:
-        pass
+    def resource_register(self, session: SessionLike, resource: ResourceLike) -> None:
+        """A resource was registered with a session."""
 
-    async def resource_register_async(self, session: SessionBase, resource: Resource) -> None:
+    async def resource_register_async(self, session: SessionLike, resource: ResourceLike) -> None:
+        """A resource was registered with a session (asyncio callers)."""
         self.resource_register(session, resource)
 
-    def resource_unregister(self, session: SessionBase, resource: Resource) -> None:
-        pass
+    def resource_unregister(self, session: SessionLike, resource: ResourceLike) -> None:
+        """A resource was unregistered from a session."""
 
-    async def resource_unregister_async(self, session: SessionBase, resource: Resource) -> None:
+    async def resource_unregister_async(self, session: SessionLike, resource: ResourceLike) -> None:
+        """A resource was unregistered from a session (asyncio callers)."""
         self.resource_unregister(session, resource)
+
+    def describe(self) -> dict[str, Any]:
+        """What `vaccel info` shows of this plugin beyond its ops."""
+        return {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.display_name}>"

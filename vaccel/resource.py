@@ -1,31 +1,60 @@
 """Resources: models, libraries and data a session hands to its plugins.
 
-A resource is named by files (`Resource(paths, type_)`) or holds bytes
-(`Resource.from_buffer`, `Resource.from_numpy`). Ids come from one counter starting at 1,
-as vAccel's. The rpc plugin ships a resource's contents to the agent on registration.
+A resource is named by files or directories (`Resource(paths, type_)`; a directory,
+such as a TensorFlow SavedModel, is one resource holding every file under it, named by
+its relative path) or holds bytes (`Resource.from_buffer`, `Resource.from_numpy`).
+Ids come from one counter starting at 1, as vAccel's. The rpc plugin ships a
+resource's files to the agent, which lays them out again (`materialize`) for plugins
+that need paths.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .enums import ResourceType
-from .errors import BadArgumentError, NotFoundError
-
-if TYPE_CHECKING:
-    from .session import AsyncSession, Session
+from .errors import BadArgumentError
 
 _resource_ids = itertools.count(1)
 
 
+class _Registrar(Protocol):
+    def register_resource(self, resource: Resource) -> Any: ...
+
+    def unregister_resource(self, resource: Resource) -> Any: ...
+
+    def has_resource(self, resource: Resource) -> bool: ...
+
+
+def _local_path(path: str | os.PathLike[str]) -> str:
+    """A path, with vAccel's `file://` prefix removed."""
+    text = os.fspath(path)
+    return text[len("file://") :] if text.startswith("file://") else text
+
+
+def _walk(root: Path) -> list[tuple[str, Path]]:
+    """Every file under a directory, as (relative name, path), in a stable order."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return [(p.relative_to(root).as_posix(), p) for p in files]
+
+
 class Resource:
-    """A model, library or data blob that sessions can register and ops can use."""
+    """A model, library or data blob that sessions can register and ops can use.
+
+    Example:
+        >>> import numpy as np
+        >>> r = Resource.from_numpy(np.arange(4, dtype=np.float32))
+        >>> r.type.name, r.remote_id
+        ('DATA', 0)
+    """
 
     def __init__(
         self,
@@ -41,23 +70,42 @@ class Resource:
             raise BadArgumentError(
                 message=f"type_ must be a ResourceType (LIB, DATA, MODEL); got {type_!r}"
             ) from None
+        if self.type is ResourceType.MAX:
+            raise BadArgumentError(message="type_ must be LIB, DATA or MODEL, not MAX")
         if paths is None:
             self.paths: list[str] = []
         elif isinstance(paths, (str, os.PathLike)):
-            self.paths = [os.fspath(paths)]
+            self.paths = [_local_path(paths)]
         else:
-            self.paths = [os.fspath(p) for p in paths]
+            self.paths = [_local_path(p) for p in paths]
         for path in self.paths:
             if not os.path.exists(path):
-                raise NotFoundError(message=f"resource file {path!r} does not exist")
+                raise BadArgumentError(errno.EINVAL, f"resource path {path!r} does not exist")
         self._blobs: list[bytes] | None = list(blobs) if blobs is not None else None
         if not self.paths and self._blobs is None:
             raise BadArgumentError(message="a resource needs at least one path or buffer")
-        self.names: list[str] = list(names) if names else [Path(p).name for p in self.paths]
+        if names:
+            self.names: list[str] = list(names)
+        elif self._blobs is None:
+            self.names = [name for name, _ in self._files()]
+        else:
+            self.names = [f"blob{i}" for i in range(len(self._blobs))]
         self.id: int = next(_resource_ids)
-        self.remote_id: int | None = None
+        #: The agent's id for this resource once registered through rpc (0 when local).
+        self.remote_id: int = 0
         self.sessions: set[int] = set()
         self.array: np.ndarray[Any, Any] | None = None
+
+    def _files(self) -> list[tuple[str, Path]]:
+        """(name, path) of every file: a file by its name, a directory's files by path."""
+        out: list[tuple[str, Path]] = []
+        for raw in self.paths:
+            path = Path(raw)
+            if path.is_dir():
+                out.extend((f"{path.name}/{name}", file) for name, file in _walk(path))
+            else:
+                out.append((path.name, path))
+        return out
 
     @classmethod
     def from_buffer(
@@ -70,38 +118,72 @@ class Resource:
 
     @classmethod
     def from_numpy(
-        cls, array: np.ndarray[Any, Any], type_: ResourceType | int = ResourceType.DATA
+        cls, data: np.ndarray[Any, Any], type_: ResourceType | int = ResourceType.DATA
     ) -> Resource:
         """A data resource holding a NumPy array (kept as the array, shipped as its bytes)."""
-        if not isinstance(array, np.ndarray):
-            raise BadArgumentError(
-                message=f"array must be a NumPy array; got {type(array).__name__}"
-            )
-        res = cls(None, type_, blobs=[np.ascontiguousarray(array).tobytes()], names=["array"])
-        res.array = array
+        if not isinstance(data, np.ndarray):
+            raise BadArgumentError(message=f"data must be a NumPy array; got {type(data).__name__}")
+        res = cls(None, type_, blobs=[np.ascontiguousarray(data).tobytes()], names=["array"])
+        res.array = data
         return res
 
     @property
     def blobs(self) -> list[bytes]:
         """The contents of each file (read once) or the buffers given."""
         if self._blobs is None:
-            self._blobs = [Path(p).read_bytes() for p in self.paths]
+            self._blobs = [path.read_bytes() for _, path in self._files()]
         return self._blobs
 
-    def register(self, session: Session) -> None:
-        session.register_resource(self)
+    @property
+    def size(self) -> int:
+        """The total size of the resource's contents, in bytes."""
+        return sum(len(b) for b in self.blobs)
 
-    def unregister(self, session: Session) -> None:
-        session.unregister_resource(self)
+    def digest(self) -> str:
+        """A sha256 over names and contents: equal resources have equal digests."""
+        h = hashlib.sha256()
+        for name, blob in zip(self.names, self.blobs, strict=False):
+            h.update(len(name).to_bytes(8, "big") + name.encode())
+            h.update(len(blob).to_bytes(8, "big") + blob)
+        return h.hexdigest()
 
-    async def register_async(self, session: AsyncSession) -> None:
+    def materialize(self, directory: str | os.PathLike[str]) -> Path:
+        """The resource as files: its own path when it has one, else written under `directory`.
+
+        Returns the path a plugin should open: the file, or the top directory.
+        """
+        if len(self.paths) == 1:
+            return Path(self.paths[0])
+        root = Path(directory) / f"resource-{self.id}"
+        for name, blob in zip(self.names, self.blobs, strict=False):
+            target = (root / name).resolve()
+            if root.resolve() not in target.parents:
+                raise BadArgumentError(message=f"resource file name {name!r} leaves its directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob)
+        tops = {name.split("/", 1)[0] for name in self.names}
+        if len(tops) == 1:
+            return root / tops.pop()
+        return root
+
+    def register(self, session: _Registrar) -> Any:
+        """Register with a session (`await` it for an AsyncSession)."""
+        return session.register_resource(self)
+
+    def unregister(self, session: _Registrar) -> Any:
+        """Unregister from a session (`await` it for an AsyncSession)."""
+        return session.unregister_resource(self)
+
+    async def register_async(self, session: _Registrar) -> None:
+        """Register with an AsyncSession."""
         await session.register_resource(self)
 
-    async def unregister_async(self, session: AsyncSession) -> None:
+    async def unregister_async(self, session: _Registrar) -> None:
+        """Unregister from an AsyncSession."""
         await session.unregister_resource(self)
 
-    def sync(self, session: Session) -> None:
-        """Re-read files from disk and re-send them to the session's plugins."""
+    def sync(self, session: _Registrar) -> None:
+        """Re-read files from disk and re-send them to the session's plugins (sync sessions)."""
         if self.paths:
             self._blobs = None
         if session.has_resource(self):

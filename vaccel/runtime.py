@@ -1,105 +1,66 @@
-"""The runtime: loads plugins in VACCEL_PLUGINS order and finds the one that serves an op.
+"""The runtime: loaded plugins, and the one place that runs an op.
 
-An application uses the process-wide default runtime (`bootstrap()` / `cleanup()`); the
-agent builds its own, so a client and an agent can live in one process (tests do).
+`Runtime.call` (sync callers), `Runtime.acall` (asyncio callers) and `Runtime.route` /
+`Runtime.submit` (the agent, which answers cheap calls without a task) all find the
+plugin serving an op once, decide once whether the call runs inline or in the bounded
+pool (`vaccel.policy`), time it (profiling and the cost model), and turn a plugin's
+own exceptions into `PluginFailure`.
+
+An application uses the process-wide default runtime (`bootstrap()` / `cleanup()`);
+the agent builds its own, so a client and an agent can live in one process (tests do).
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
-import importlib
-import importlib.metadata
-import inspect
+import concurrent.futures
 import os
-import re
 import shutil
 import tempfile
 import threading
+import time
 import weakref
+from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from . import log
+from .cancel import CallScope, run_in_scope
 from .catalogue import CATALOGUE, op_title
 from .config import Config
 from .enums import OpType, PluginType
-from .errors import NotSupportedError, PluginError, VaccelError
-from .plugin import Impl, Plugin
-
-if TYPE_CHECKING:
-    from .session import SessionBase
-
-#: Short names of the plugins that ship with pyvaccel ("vsock" is vAccel's name for rpc).
-BUILTIN_PLUGINS: dict[str, str] = {
-    "noop": "vaccel.plugins.noop:NoopPlugin",
-    "numpy": "vaccel.plugins.numpy_cpu:NumpyPlugin",
-    "rpc": "vaccel.plugins.rpc:RpcPlugin",
-    "vsock": "vaccel.plugins.rpc:RpcPlugin",
-    "pynq": "vaccel.plugins.pynq:PynqPlugin",
-}
-ENTRY_POINT_GROUP = "vaccel.plugins"
-_SO_NAME = re.compile(r"(?:^|/)libvaccel-([A-Za-z0-9_]+)\.so(?:\.[0-9.]+)?$")
+from .errors import NotSupportedError, PluginError, PluginFailure, VaccelError
+from .plugin import Impl, Plugin, SessionLike
+from .policy import CostModel
+from .registry import resolve_plugin
 
 
-def _plugin_class(target: str, spec: str) -> type[Plugin]:
-    """Import `module[:attr]` and return its Plugin class."""
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # `package.module.Class` (or `module.Class`): the last part may be the class.
-        parent, _, last = module_name.rpartition(".")
-        if attr or not parent or exc.name != module_name:
-            raise PluginError(
-                message=f"plugin {spec!r}: module {module_name!r} failed to import: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        return _plugin_class(f"{parent}:{last}", spec)
-    except ImportError as exc:
-        raise PluginError(
-            message=f"plugin {spec!r}: module {module_name!r} failed to import: "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-    if attr:
-        cls = getattr(module, attr, None)
-    else:
-        found = [
-            v
-            for v in vars(module).values()
-            if inspect.isclass(v)
-            and issubclass(v, Plugin)
-            and v is not Plugin
-            and v.__module__ == module.__name__
-        ]
-        cls = found[0] if len(found) == 1 else getattr(module, "PLUGIN", None)
-    if not (inspect.isclass(cls) and issubclass(cls, Plugin)):
-        raise PluginError(
-            message=f"plugin {spec!r}: {target!r} does not name a vaccel.plugin.Plugin subclass"
-        )
-    return cls
+class Closeable(Protocol):
+    """What the runtime frees at shutdown (open sessions)."""
+
+    id: int
+
+    def close_at_exit(self) -> None:
+        """Free what this holds; called once, while the runtime shuts down."""
+        ...
 
 
-def resolve_plugin(spec: str) -> tuple[type[Plugin], str]:
-    """A VACCEL_PLUGINS entry -> (plugin class, the name it is shown under)."""
-    spec = spec.strip()
-    so = _SO_NAME.search(spec)
-    name = so.group(1) if so else spec
-    if name in BUILTIN_PLUGINS:
-        return _plugin_class(BUILTIN_PLUGINS[name], spec), name
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            return _plugin_class(ep.value, spec), name
-    if "." in name and "/" not in name:
-        cls = _plugin_class(name, spec)
-        return cls, cls.name
-    known = sorted(
-        set(BUILTIN_PLUGINS)
-        | {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    )
-    raise PluginError(
-        message=f"unknown plugin {spec!r} in VACCEL_PLUGINS; expected one of "
-        f"{', '.join(known)}, a dotted module path, or .../libvaccel-NAME.so"
-    )
+class Profiled(Protocol):
+    """A session that records per-op call counts and times."""
+
+    profile: dict[str, list[float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one call goes: its plugin and implementation, inline or in the pool."""
+
+    plugin: Plugin
+    impl: Impl
+    inline: bool
+    key: Hashable
 
 
 def _make_rundir() -> str:
@@ -117,9 +78,14 @@ class Runtime:
         self.plugins: list[Plugin] = []
         self._tables: list[tuple[Plugin, dict[OpType, Impl]]] = []
         self._cache: dict[tuple[OpType, int], tuple[Plugin, Impl]] = {}
-        self.sessions: weakref.WeakValueDictionary[int, SessionBase] = weakref.WeakValueDictionary()
+        self._types = 0
+        self.costs = CostModel()
+        self.profiling = bool(self.config.profiling_enabled)
+        #: Open sessions, freed at shutdown.
+        self.closeables: weakref.WeakSet[Any] = weakref.WeakSet()
         self._max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
         self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
         self.rundir: str | None = None
         self.closed = False
         log.configure(self.config.log_level, self.config.log_file)
@@ -137,8 +103,20 @@ class Runtime:
     def executor(self) -> ThreadPoolExecutor:
         """The bounded pool that runs blocking plugin work for asyncio callers."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(self._max_workers, thread_name_prefix="vaccel-op")
+            with self._executor_lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        self._max_workers, thread_name_prefix="vaccel-op"
+                    )
         return self._executor
+
+    @property
+    def pool_queue(self) -> int:
+        """Calls waiting for a pool thread."""
+        executor = self._executor
+        return executor._work_queue.qsize() if executor is not None else 0
+
+    # ------------------------------------------------------------------ plugins
 
     def load(self, spec: str) -> Plugin:
         """Load and initialise one plugin, logging as vAccel does."""
@@ -161,11 +139,13 @@ class Runtime:
         log.debug(f"Loaded plugin {plugin.display_name} from {spec}")
         self.plugins.append(plugin)
         self._tables.append((plugin, table))
+        self._types |= int(plugin.type)
         self._cache.clear()
         return plugin
 
     def find(self, op: OpType, hint: int = 0) -> tuple[Plugin, Impl]:
         """The first plugin (in load order) implementing `op`, preferring ones matching `hint`."""
+        hint &= self._types  # bits no plugin has change nothing: the cache stays small
         key = (op, hint)
         hit = self._cache.get(key)
         if hit is not None:
@@ -192,16 +172,104 @@ class Runtime:
         """Each plugin with the ops it registered, for `vaccel info`."""
         return [(p, list(t)) for p, t in self._tables]
 
+    # ------------------------------------------------------------------ running ops
+
+    def route(self, session: SessionLike, op: OpType, args: tuple[Any, ...], hint: int) -> Route:
+        """Find the plugin for a checked call and decide whether it runs inline."""
+        plugin, impl = self.find(op, hint)
+        key = self.costs.key(plugin.display_name, op, impl, session, args)
+        inline = impl.async_ is None and self.costs.inline(impl, key, session, args)
+        return Route(plugin, impl, inline, key)
+
+    def run(self, route: Route, session: SessionLike, op: OpType, args: tuple[Any, ...]) -> Any:
+        """Run a call on this thread (sync callers, or an inline route)."""
+        start = time.perf_counter()
+        try:
+            return route.impl.sync(session, *args)
+        except VaccelError:
+            raise
+        except Exception as exc:
+            raise self._failure(route.plugin, op, exc) from exc
+        finally:
+            self._timed(route, session, op, time.perf_counter() - start)
+
+    def call(self, session: SessionLike, op: OpType, args: tuple[Any, ...], hint: int = 0) -> Any:
+        """Run a checked op for a sync caller."""
+        return self.run(self.route(session, op, args, hint), session, op, args)
+
+    def submit(
+        self,
+        route: Route,
+        session: SessionLike,
+        op: OpType,
+        args: tuple[Any, ...],
+        scope: CallScope,
+    ) -> concurrent.futures.Future[Any]:
+        """Start a call in the pool; its future completes when the work really ends.
+
+        Cancelling `scope` stops work that has not started and asks running work to
+        stop at its next checkpoint.
+        """
+        return self.executor.submit(run_in_scope, scope, self.run, route, session, op, args)
+
+    async def acall(
+        self,
+        session: SessionLike,
+        op: OpType,
+        args: tuple[Any, ...],
+        hint: int = 0,
+        scope: CallScope | None = None,
+    ) -> Any:
+        """Run a checked op for an asyncio caller: coroutine, inline, or in the pool."""
+        route = self.route(session, op, args, hint)
+        if route.impl.async_ is not None:
+            start = time.perf_counter()
+            try:
+                return await route.impl.async_(session, *args)
+            except VaccelError:
+                raise
+            except Exception as exc:
+                raise self._failure(route.plugin, op, exc) from exc
+            finally:
+                self._timed(route, session, op, time.perf_counter() - start)
+        if route.inline:
+            return self.run(route, session, op, args)
+        scope = scope if scope is not None else CallScope()
+        future = self.submit(route, session, op, args, scope)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            scope.cancel()
+            future.cancel()
+            raise
+
+    def _timed(self, route: Route, session: Any, op: OpType, seconds: float) -> None:
+        self.costs.record(route.key, seconds)
+        if self.profiling:
+            entry = session.profile.setdefault(CATALOGUE[op].method, [0, 0.0])
+            entry[0] += 1
+            entry[1] += seconds
+
+    @staticmethod
+    def _failure(plugin: Plugin, op: OpType, exc: Exception) -> VaccelError:
+        spec = CATALOGUE.get(op)
+        return PluginFailure(
+            message=f"plugin {plugin.display_name} failed in "
+            f"{spec.method if spec else op.name}: {type(exc).__name__}: {exc}"
+        )
+
+    # ------------------------------------------------------------------ shutdown
+
     def close(self) -> None:
         """Free open sessions, finalise plugins, remove the rundir."""
         if self.closed:
             return
         self.closed = True
-        for session in list(self.sessions.values()):
+        for closeable in list(self.closeables):
             try:
-                session.close_at_exit()
+                closeable.close_at_exit()
             except VaccelError as exc:
-                log.warning(f"session:{session.id} could not be freed: {exc}")
+                log.warning(f"session:{closeable.id} could not be freed: {exc}")
         log.debug("Shutting down vAccel")
         log.debug("Cleaning up plugins")
         for plugin in reversed(self.plugins):

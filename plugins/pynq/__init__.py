@@ -15,7 +15,7 @@ from typing import Any
 from vaccel import log
 from vaccel.enums import OpType, PluginType
 from vaccel.plugin import Impl, Plugin
-from vaccel.session import SessionBase
+from vaccel.plugin import SessionLike as SessionBase
 
 from .fabric import Fabric, open_fabric
 
@@ -32,7 +32,7 @@ class PynqPlugin(Plugin):
     """The FPGA plugin: one fabric per process, shared by every session and thread."""
 
     name = "pynq"
-    type = PluginType.FPGA | PluginType.HARDWARE
+    type = PluginType.FPGA
 
     fabric: Fabric
 

@@ -135,7 +135,8 @@ def mmult(
             rows = min(t, n - i * t)
             cols = min(t, n - j * t)
             C[i * t : i * t + rows, j * t : j * t + cols] = tc.reshape(t, t)[:rows, :cols]
-    return C.reshape(a.shape)
+    result: np.ndarray[Any, Any] = C.reshape(a.shape)
+    return result
 
 
 def _load_tile(buf: Any, M: np.ndarray[Any, Any], bi: int, bj: int, t: int) -> None:

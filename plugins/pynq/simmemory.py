@@ -332,4 +332,4 @@ def new_buffer(memory: SimMemory, shape: Any, dtype: Any) -> SimBuffer:
     buf._alloc = alloc
     buf._memory = memory
     buf._root = True
-    return buf
+    return buf  # type: ignore[no-any-return]

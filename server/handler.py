@@ -1,0 +1,423 @@
+"""One client connection to the agent: requests in, answers out, everything accounted.
+
+`AgentConnection` is the agent's `Handler` of a `Link`. Each request becomes a `Call`
+that holds what it costs until it really ends: a slot of the peer's and the agent's
+calls in flight, the bytes of its request buffers, and the size of its result
+(computed from its arguments and charged before any work starts). Cheap calls are
+answered at once; others run in a task, their blocking work in the runtime's pool
+under a `CallScope`, so a deadline or a CANCEL stops work that has not started and
+asks running work to stop; the call's budget is returned only when that work has
+ended. A client that stops reading its answers is stopped being read from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import inspect
+import socket
+import struct
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from vaccel import compat, log
+from vaccel.cancel import CallScope
+from vaccel.errors import ResourceExhaustedError, VaccelError, status_of
+from vaccel.protocol.codec import EncodeError
+from vaccel.protocol.connection import Connection, State
+from vaccel.protocol.errors import ProtocolError
+from vaccel.protocol.events import Cancel, Hello, Rejected, Request
+from vaccel.protocol.limits import Account, Budget
+from vaccel.protocol.status import Status
+from vaccel.transport.adapter import Handler, Link
+
+from .dispatch import handler_of, parse_op
+from .sessions import OwnedObjects
+from .state import AgentState, PeerState
+
+#: Above this many bytes waiting to be written to a client, stop reading its requests.
+OUT_LIMIT = 8 * 1024 * 1024
+
+
+class Call:
+    """One request from arrival until its answer is written and its work has ended."""
+
+    __slots__ = (
+        "charged",
+        "counted",
+        "future",
+        "method",
+        "parts",
+        "replied",
+        "scope",
+        "stream_id",
+        "task",
+    )
+
+    def __init__(self, stream_id: int, charged: int, method: str) -> None:
+        self.stream_id = stream_id
+        self.method = method
+        #: Bytes of the connection's account this call holds.
+        self.charged = charged
+        self.counted = False
+        #: What must finish before the budget goes back: the answer (and the pool work).
+        self.parts = 1
+        self.replied = False
+        self.task: asyncio.Task[None] | None = None
+        self.scope: CallScope | None = None
+        self.future: concurrent.futures.Future[Any] | None = None
+
+
+def peer_of(link: Link) -> str:
+    """The peer key: a TCP source address, a vsock CID, or a unix peer uid."""
+    sock = link.extra("socket")
+    family = getattr(sock, "family", None)
+    peername = link.peername
+    if family == socket.AF_UNIX and sock is not None:
+        try:
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            _pid, uid, _gid = struct.unpack("3i", creds)
+            return f"uid:{uid}"
+        except OSError:
+            return "uid:?"
+    if family == getattr(socket, "AF_VSOCK", -1) and isinstance(peername, tuple):
+        return f"cid:{peername[0]}"
+    if isinstance(peername, tuple):
+        return f"ip:{peername[0]}"
+    return "local"
+
+
+class AgentConnection(Handler):
+    """Serves one connection: many requests in flight, answered as they finish."""
+
+    def __init__(self, state: AgentState) -> None:
+        self.state = state
+        self.link: Link | None = None
+        self.proto: Connection | None = None
+        self.peer: PeerState | None = None
+        self.peer_key = "?"
+        self.tenant = "anonymous"
+        self.calls: dict[int, Call] = {}
+        self.owned: OwnedObjects | None = None
+        self.loop = asyncio.get_event_loop()
+        self.opened = time.monotonic()
+        self.authenticated = True
+        self.reading_paused = False
+        self._seen = -1
+        self._active = self.opened
+        self._counted_connection = False
+
+    # ------------------------------------------------------------------ opening
+
+    def connection_made(self, link: Link) -> Connection:
+        state, config = self.state, self.state.config
+        self.link = link
+        self.loop = asyncio.get_running_loop()
+        self.peer_key = peer_of(link)
+        peer = self.peer = state.peer(self.peer_key)
+        peer.live += 1
+        self.memory = Account(
+            [
+                Budget(config.max_connection_memory, "per-connection memory"),
+                peer.memory,
+                state.memory,
+            ]
+        )
+        self.calls_account = Account([peer.calls, state.calls])
+        self.proto = Connection(
+            client=False, limits=state.limits, agent=state.name, account=self.memory
+        )
+        self.owned = OwnedObjects(
+            state.runtime,
+            Account(
+                [
+                    Budget(config.max_connection_sessions, "per-connection sessions"),
+                    peer.sessions,
+                    state.sessions,
+                ]
+            ),
+            Account([peer.resources, state.resources]),
+            self.memory,
+            state.refused,
+            self.describe,
+        )
+        state.connections.add(self)
+        slot = Account([peer.connections, state.connections_budget])
+        if not slot.take(1):
+            message = state.refused(slot, "a new connection", "connections")
+            self.loop.call_soon(self.close, Status.RESOURCE_EXHAUSTED, message)
+        else:
+            self._counted_connection = True
+            self.connection_slot = slot
+        log.info(f"agent: connection from {self.describe}")
+        return self.proto
+
+    @property
+    def describe(self) -> str:
+        """The peer and tenant, for log lines."""
+        return f"{self.peer_key} (tenant {self.tenant})"
+
+    def on_hello(self, event: Hello) -> None:
+        assert self.link is not None and self.proto is not None
+        self.link.send(self.proto.hello())
+
+    # ------------------------------------------------------------------ requests
+
+    def on_request(self, req: Request) -> None:
+        assert self.proto is not None and self.owned is not None
+        held = self.proto.detach_held(req.stream_id)
+        call = Call(req.stream_id, held, req.method)
+        if not self.calls_account.take(1):
+            message = self.state.refused(self.calls_account, "a new call", "calls")
+            self._reply(call, Status.RESOURCE_EXHAUSTED, message)
+            return
+        call.counted = True
+        self.calls[req.stream_id] = call
+        try:
+            if req.method == "op":
+                self._op(call, req)
+                return
+            result = handler_of(req.method)(self.owned, self.state, req.args)
+        except VaccelError as exc:
+            self._reply_error(call, exc)
+            return
+        except Exception as exc:  # a bug in the agent: report, keep serving
+            self._internal(call, exc)
+            return
+        if inspect.isawaitable(result):
+            call.task = self.loop.create_task(self._finish(call, req, result))
+            self.state.track(call.task)
+        else:
+            self._reply(call, Status.OK, result=result)
+
+    def _op(self, call: Call, req: Request) -> None:
+        assert self.owned is not None
+        session, op, spec, checked = parse_op(self.owned, req.args)
+        result_bytes = spec.result_bytes(checked)
+        if result_bytes and not self.memory.take(result_bytes):
+            raise ResourceExhaustedError(
+                message=self.state.refused(
+                    self.memory, f"{spec.method}'s result of {result_bytes} bytes", "memory"
+                )
+            )
+        call.charged += result_bytes
+        runtime = self.state.runtime
+        route = runtime.route(session, op, checked, session.hint)
+        self.state.calls_total[(spec.method, "started")] += 1
+        if route.inline:
+            self._reply(call, Status.OK, result=runtime.run(route, session, op, checked))
+            return
+        deadline = None if req.timeout is None else time.monotonic() + req.timeout
+        call.scope = CallScope(deadline)
+        call.parts += 1
+        future = runtime.submit(route, session, op, checked, call.scope)
+        call.future = future
+        future.add_done_callback(lambda _: self._work_ended(call))
+        call.task = self.loop.create_task(self._finish(call, req, asyncio.wrap_future(future)))
+        self.state.track(call.task)
+
+    def _work_ended(self, call: Call) -> None:
+        """Pool thread: the call's work is over (finished, failed or never started)."""
+        with contextlib.suppress(RuntimeError):  # the loop is gone (agent exit)
+            self.loop.call_soon_threadsafe(self._part_done, call)
+
+    async def _finish(self, call: Call, req: Request, work: Awaitable[Any]) -> None:
+        try:
+            if req.timeout is None:
+                result = await work
+            else:
+                async with compat.timeout(req.timeout):
+                    result = await work
+        except TimeoutError:
+            self._stop_work(call, "the call passed its deadline")
+            self._reply(
+                call,
+                Status.DEADLINE_EXCEEDED,
+                f"{req.method} did not finish within its {req.timeout:g} s deadline",
+                110,
+            )
+        except asyncio.CancelledError:
+            self._stop_work(call, "the call was cancelled")
+            raise
+        except VaccelError as exc:
+            self._reply_error(call, exc)
+        except Exception as exc:
+            self._internal(call, exc)
+        else:
+            self._reply(call, Status.OK, result=result)
+
+    @staticmethod
+    def _stop_work(call: Call, reason: str) -> None:
+        if call.scope is not None:
+            call.scope.cancel(reason)
+        if call.future is not None:
+            call.future.cancel()
+
+    def on_rejected(self, event: Rejected) -> None:
+        self._answer(event.stream_id, event.status, event.message)
+
+    def on_cancel(self, event: Cancel) -> None:
+        call = self.calls.get(event.stream_id)
+        if call is None:
+            return
+        if call.task is not None and not call.task.done():
+            call.task.cancel()
+        if self.link is not None:
+            self.link.abort(event.stream_id)
+        if not call.replied:  # no answer will be written: that part is done
+            call.replied = True
+            self._part_done(call)
+
+    # ------------------------------------------------------------------ answers
+
+    def _answer(self, stream_id: int, status: Status, message: str) -> None:
+        """An error answer for a stream with no call (refused before it was one)."""
+        if self.proto is None or self.link is None or self.link.closed:
+            return
+        self.link.send_message(stream_id, self.proto.response(stream_id, status, message))
+
+    def _reply(
+        self, call: Call, status: Status, message: str = "", errno: int = 0, result: Any = None
+    ) -> None:
+        if call.replied:
+            return
+        call.replied = True
+        link, proto = self.link, self.proto
+        if link is None or proto is None or link.closed:
+            self._part_done(call)
+            return
+        try:
+            frames = proto.response(call.stream_id, status, message, errno, result)
+        except EncodeError as exc:
+            frames = proto.response(
+                call.stream_id, exc.status, f"{call.method}: its result cannot be sent: {exc}"
+            )
+        self.state.calls_total[(call.method, status.name)] += 1
+        done = link.send_message(call.stream_id, frames)
+        if done is None:
+            self._part_done(call)
+        else:
+            done.add_done_callback(lambda _: self._part_done(call))
+            self._check_backpressure()
+
+    def _reply_error(self, call: Call, exc: VaccelError) -> None:
+        self._reply(call, Status(status_of(exc)), exc.message, exc.code)
+
+    def _internal(self, call: Call, exc: Exception) -> None:
+        log.error(f"agent: {call.method} failed: {type(exc).__name__}: {exc}")
+        self._reply(
+            call,
+            Status.INTERNAL,
+            f"agent error in {call.method}: {type(exc).__name__}: {exc}",
+        )
+
+    def _part_done(self, call: Call) -> None:
+        call.parts -= 1
+        if call.parts > 0:
+            return
+        self.memory.give(call.charged)
+        call.charged = 0
+        if call.counted:
+            self.calls_account.give(1)
+            call.counted = False
+        if self.calls.get(call.stream_id) is call:
+            del self.calls[call.stream_id]
+        self._maybe_resume()
+
+    # ------------------------------------------------------------------ backpressure
+
+    def _check_backpressure(self) -> None:
+        link = self.link
+        if link is None or link.writer is None or self.reading_paused:
+            return
+        if link.writer.buffered() > OUT_LIMIT:
+            self.reading_paused = True
+            link.pause_reading()
+
+    def _maybe_resume(self) -> None:
+        link = self.link
+        if not self.reading_paused or link is None or link.writer is None:
+            return
+        if link.writer.buffered() <= OUT_LIMIT // 2:
+            self.reading_paused = False
+            link.resume_reading()
+
+    def writing_paused(self, paused: bool) -> None:
+        if paused:
+            self._check_backpressure()
+        else:
+            self._maybe_resume()
+
+    # ------------------------------------------------------------------ timeouts
+
+    def sweep(self, now: float) -> None:
+        """Close what stalls (handshake, idle, slow frames); drop messages that crawl."""
+        proto, config = self.proto, self.state.config
+        if proto is None or self.link is None or self.link.closed:
+            return
+        received = proto.reader.received
+        if received != self._seen:
+            self._seen, self._active = received, now
+        silent = now - self._active
+        if proto.state is State.AWAIT_HELLO:
+            if config.handshake_timeout and now - self.opened > config.handshake_timeout:
+                self.close(Status.DEADLINE_EXCEEDED, "no HELLO within the handshake timeout")
+            return
+        if config.progress_timeout and proto.reader.partial and silent > config.progress_timeout:
+            self.close(
+                Status.DEADLINE_EXCEEDED,
+                f"a frame stopped arriving for {silent:.0f} s (progress timeout)",
+            )
+            return
+        idle = not self.calls and not proto.open_streams and not proto.assembling
+        if config.idle_timeout and idle and silent > config.idle_timeout:
+            self.close(Status.UNAVAILABLE, f"connection idle for {silent:.0f} s (idle timeout)")
+            return
+        if config.progress_timeout:
+            for refused in proto.stalled(now, config.min_rate, config.progress_timeout):
+                self.state.warnings.warn(
+                    "progress", f"agent: dropped a stalled message from {self.describe}"
+                )
+                self._answer(refused.stream_id, refused.status, refused.message)
+        self._maybe_resume()
+
+    # ------------------------------------------------------------------ closing
+
+    def on_protocol_error(self, exc: ProtocolError) -> None:
+        self.state.warnings.warn(
+            "protocol", f"agent: closing connection from {self.describe}: {exc.message}"
+        )
+
+    def close(self, status: Status, message: str) -> None:
+        """Say why (GOAWAY), then close."""
+        if self.link is not None and not self.link.closed:
+            log.info(f"agent: closing connection from {self.describe}: {message}")
+            self.link.goaway(status, message)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        state = self.state
+        state.connections.discard(self)
+        for call in list(self.calls.values()):
+            if call.task is not None and not call.task.done():
+                call.task.cancel()
+            self._stop_work(call, "the connection closed")
+            if not call.replied:
+                call.replied = True
+                self._part_done(call)
+        if self.proto is not None:
+            self.proto.release_all()
+        if self._counted_connection:
+            self.connection_slot.give(1)
+            self._counted_connection = False
+        if self.owned is not None:
+            state.track(self.loop.create_task(self._free(self.owned)))
+        log.info(f"agent: connection from {self.describe} closed")
+
+    async def _free(self, owned: OwnedObjects) -> None:
+        try:
+            await owned.close()
+        finally:
+            if self.peer is not None:
+                self.state.peer_gone(self.peer)

@@ -1,0 +1,174 @@
+"""What every connection of an agent shares: settings, budgets, peers, tasks, counters.
+
+`AgentState` is what a connection receives (as uvicorn's `ServerState`): the runtime,
+the settings, the agent-wide budgets, one `PeerState` per peer (a TCP source address,
+a vsock CID or a unix uid) with that peer's budgets, the live connections, and every
+task the agent started (so shutdown can cancel them). Each limit is a `Budget`; a
+connection charges a chain of them (its own, its peer's, the agent's) so no one
+connection or peer can use up what the others need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from vaccel import log
+from vaccel.protocol.limits import Account, Budget, Limits
+from vaccel.runtime import Runtime
+
+from .config import AgentConfig
+
+AGENT_NAME = "pyvaccel-agent/0.2.0"
+
+
+@dataclass
+class PeerState:
+    """One peer's share of the agent."""
+
+    key: str
+    memory: Budget
+    connections: Budget
+    sessions: Budget
+    calls: Budget
+    resources: Budget
+    live: int = 0
+
+
+@dataclass
+class TenantState:
+    """One tenant's quotas (issue: multi-tenant agents); budgets only where configured."""
+
+    name: str
+    budgets: dict[str, Budget] = field(default_factory=dict)
+
+
+class RateLimitedLog:
+    """Warnings about refusals, at most one line per kind per interval (and a count)."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+
+    def warn(self, kind: str, message: str) -> None:
+        """Log `message` unless a line of this kind went out less than `interval` ago."""
+        now = time.monotonic()
+        if now - self._last.get(kind, -1e9) < self.interval:
+            self._suppressed[kind] += 1
+            return
+        self._last[kind] = now
+        more = self._suppressed.pop(kind, 0)
+        log.warning(message + (f" ({more} more like it suppressed)" if more else ""))
+
+
+class AgentState:
+    """The shared state of one agent process."""
+
+    def __init__(self, runtime: Runtime, config: AgentConfig) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.name = AGENT_NAME
+        self.limits = Limits(
+            max_frame=config.max_frame,
+            max_message=min(config.max_message, config.max_connection_memory),
+            max_streams=config.max_streams,
+            max_pending=config.max_connection_memory,
+        )
+        self.memory = Budget(config.max_memory, "agent memory (--max-memory)")
+        self.connections_budget = Budget(
+            config.max_connections, "agent connections (--max-connections)"
+        )
+        self.sessions = Budget(config.max_sessions, "agent sessions (--max-sessions)")
+        self.calls = Budget(config.max_calls, "agent calls in flight (--max-calls)")
+        self.resources = Budget(config.max_resources, "agent resources (--max-resources)")
+        self.peers: dict[str, PeerState] = {}
+        self.tenants: dict[str, TenantState] = {}
+        self.connections: set[Any] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        #: Refusals by limit name, authentication failures by reason (metrics).
+        self.refusals: Counter[str] = Counter()
+        self.auth_failures: Counter[str] = Counter()
+        self.calls_total: Counter[tuple[str, str]] = Counter()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.draining = False
+        self.serving = False
+        self.warnings = RateLimitedLog()
+
+    # ------------------------------------------------------------------ peers
+
+    def peer(self, key: str) -> PeerState:
+        """The state of peer `key` (made on its first connection)."""
+        peer = self.peers.get(key)
+        if peer is None:
+            c = self.config
+            peer = PeerState(
+                key,
+                Budget(c.max_peer_memory, f"per-peer memory (--max-peer-memory, peer {key})"),
+                Budget(
+                    c.max_peer_connections,
+                    f"per-peer connections (--max-peer-connections, peer {key})",
+                ),
+                Budget(c.max_peer_sessions, f"per-peer sessions (--max-peer-sessions, peer {key})"),
+                Budget(
+                    c.max_peer_calls, f"per-peer calls in flight (--max-peer-calls, peer {key})"
+                ),
+                Budget(
+                    c.max_peer_resources, f"per-peer resources (--max-peer-resources, peer {key})"
+                ),
+            )
+            self.peers[key] = peer
+        return peer
+
+    def peer_gone(self, peer: PeerState) -> None:
+        """One connection of `peer` closed; forget the peer with its last one."""
+        peer.live -= 1
+        if peer.live <= 0 and peer.memory.used <= 0:
+            self.peers.pop(peer.key, None)
+
+    def tenant(self, name: str) -> TenantState:
+        """The quotas of tenant `name` (none configured: no extra budget)."""
+        tenant = self.tenants.get(name)
+        if tenant is None:
+            limits = self.config.tenants.get(name, {})
+            tenant = TenantState(
+                name,
+                {
+                    key: Budget(value, f"tenant {name}'s {key.replace('_', '-')}")
+                    for key, value in limits.items()
+                },
+            )
+            self.tenants[name] = tenant
+        return tenant
+
+    # ------------------------------------------------------------------ refusals
+
+    def refused(self, account: Account, what: str, kind: str) -> str:
+        """Count and log (rate-limited) a refusal; returns the message for the client."""
+        budget = account.refusal
+        name = budget.name if budget is not None else what
+        self.refusals[name.split(" (")[0]] += 1
+        limit = f" of {budget.limit}" if budget is not None else ""
+        message = f"{what} refused: the {name} limit{limit} is reached"
+        self.warnings.warn(kind, f"agent: refused {message}")
+        return message
+
+    # ------------------------------------------------------------------ tasks
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Keep `task` until it ends; shutdown cancels what is left."""
+        self.tasks.add(task)
+        task.add_done_callback(self._untrack)
+
+    def _untrack(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(f"agent task failed: {task.exception()!r}")
+
+    def in_flight(self) -> int:
+        """Calls being worked on, all connections together."""
+        return sum(len(c.calls) for c in list(self.connections))

@@ -1,0 +1,59 @@
+"""An agent in the test's own process and event loop (real sockets), to look at its state."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from vaccel import Config, Runtime
+from vaccel.protocol.address import parse_address
+from vaccel.server.agent import Agent
+from vaccel.server.config import AgentConfig
+
+
+@contextlib.asynccontextmanager
+async def running_agent(
+    tmp_path: Path, plugins: str = "numpy", address: str | None = None, **settings: Any
+) -> AsyncIterator[tuple[Agent, str]]:
+    """An agent serving `plugins` on a unix socket (or `address`), with `settings` applied."""
+    runtime = Runtime(Config(plugins, 0))
+    config = AgentConfig(**settings).resolve()
+    agent = Agent(runtime, config)
+    where = address or f"unix://{tmp_path}/agent.sock"
+    (bound,) = await agent.start([parse_address(where)])
+    try:
+        yield agent, str(bound)
+    finally:
+        await agent.close()
+        runtime.close()
+
+
+class ThreadAgent:
+    """An agent on its own event loop in a thread of this process (fast to start; sync
+    sessions reach it over a real unix socket)."""
+
+    def __init__(self, tmp: Path, plugins: str, **settings: Any) -> None:
+        import asyncio
+        import threading
+
+        self.runtime = Runtime(Config(plugins, 0, **settings.pop("config", {})))
+        self.agent = Agent(self.runtime, AgentConfig(**settings).resolve())
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        where = parse_address(f"unix://{tmp}/{plugins.replace(':', '-')}.sock")
+        future = asyncio.run_coroutine_threadsafe(self.agent.start([where]), self.loop)
+        (bound,) = future.result(10)
+        self.address = str(bound)
+
+    def stop(self) -> None:
+        """Shut the agent down and end its thread."""
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.agent.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+        self.runtime.close()
