@@ -32,7 +32,7 @@ import numpy as np
 
 from vaccel import AsyncSession, Config, Runtime, Session
 from vaccel.compat import run
-from vaccel.server.spawn import SpawnedAgent, clean_env
+from vaccel.cli.spawn import SpawnedAgent, clean_env
 
 NOOP_CALLS = 300  # sequential noop calls per transport and client
 VADD_ELEMENTS = 2 << 20  # 2 Mi float32 elements: 8 MiB a vector

@@ -11,11 +11,13 @@
 # marker lines: "VMTEST-SUMMARY <pytest summary>", "VMTEST-FIGURE <line>" and, last,
 # "VMTEST-EXIT <status>". This script exits non-zero on a failing status, on a timeout
 # (VMTEST_TIMEOUT seconds, default 360) and on a guest that never reports.
+# VMTEST_CMD=/abs/path/script runs that executable in the guest instead (debugging).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VM=$ROOT/build/vm
 TIMEOUT=${VMTEST_TIMEOUT:-360}
+GUEST_CMD=${VMTEST_CMD:-$ROOT/vm/guest.sh}   # what the guest runs (an executable, host path)
 LOG=$VM/console.log
 
 [ "$(id -u)" = 0 ] || { echo "vm/run: needs root (apt, 9P with security_model=none)" >&2; exit 2; }
@@ -33,7 +35,7 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -machine pc -m 2048 -smp 2 \
     -nodefaults -display none -no-reboot \
     -kernel "$KERNEL" -initrd "$INITRD" \
-    -append "console=ttyS0 quiet loglevel=3 panic=-1 vmtest.cmd=$ROOT/vm/guest.sh" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 vmtest.cmd=$GUEST_CMD" \
     -chardev stdio,id=console,signal=off -serial chardev:console \
     -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
     -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
