@@ -48,7 +48,7 @@ wheel: $(STAMP)
 	@ls dist/*.whl
 
 demo: $(STAMP)
-	$(PY) -m vaccel.demo
+	$(PY) -m vaccel.cli.demo
 
 agent: $(STAMP)
 	VACCEL_PLUGINS=$${VACCEL_PLUGINS:-numpy} $(VENV)/bin/vaccel-agent -a $${VACCEL_AGENT_ENDPOINT:-tcp://127.0.0.1:65500}

@@ -1,8 +1,8 @@
-"""Start a real `vaccel-agent` process for end-to-end tests (see vaccel.server.spawn)."""
+"""Start a real `vaccel-agent` process for end-to-end tests (see vaccel.cli.spawn)."""
 
 from __future__ import annotations
 
-from vaccel.server.spawn import SpawnedAgent, clean_env
+from vaccel.cli.spawn import SpawnedAgent, clean_env
 
 __all__ = ["AgentProcess", "SpawnedAgent", "clean_env", "start_agent"]
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from vaccel import Config, Runtime
-from vaccel.server.spawn import clean_env
+from vaccel.cli.spawn import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "tests" / "data" / "vaccel-pynq.md"

@@ -7,7 +7,7 @@ so code written against vaccel-python catches pyvaccel's richer errors unchanged
 from __future__ import annotations
 
 import errno
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -37,13 +37,6 @@ def ptr_or_raise(ptr: T | None, name: str = "pointer") -> T:
     if ptr is None:
         raise NullPointerError(name)
     return ptr
-
-
-def __getattr__(name: str) -> Any:
-    # The richer classes are importable from here too (vaccel.error.VaccelError).
-    from . import errors
-
-    return getattr(errors, name)
 
 
 __all__ = ["FFIError", "NullPointerError", "ptr_or_raise"]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .arg import Arg
-from .enums import ArgType, PluginType
-from .errors import BadArgumentError, VaccelError
-from .session import Session
+from vaccel.arg import Arg
+from vaccel.enums import ArgType, PluginType
+from vaccel.errors import BadArgumentError, VaccelError
+from vaccel.session import Session
 
 VADD_A = [5.0, 1.0, 2.1, 1.2, 5.2]
 VADD_B = [-2.2, 1.1, 6.4, 2.3, 6.1]
@@ -24,7 +24,7 @@ VADD_B = [-2.2, 1.1, 6.4, 2.3, 6.1]
 
 def example_image() -> Path:
     """The small JPEG pyvaccel ships for the classify example."""
-    return Path(str(resources.files("vaccel") / "data" / "example.jpg"))
+    return Path(str(resources.files("vaccel.cli") / "data" / "example.jpg"))
 
 
 def _session(flags: int = 0) -> Session:

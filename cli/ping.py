@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from vaccel.client.asyncclient import AsyncClient
 from vaccel.config import Config
-
-from .asyncclient import AsyncClient
 
 
 async def _ping(address: str, count: int) -> None:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .server.spawn import SpawnedAgent, clean_env
+from .spawn import SpawnedAgent, clean_env
 
 
 def main() -> int:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vaccel.errors import VaccelError
+
 from . import examples
-from .errors import VaccelError
 
 
 def _info(_: argparse.Namespace) -> int:
-    from .catalogue import CATALOGUE
-    from .runtime import default_runtime
+    from vaccel.catalogue import CATALOGUE
+    from vaccel.runtime import default_runtime
 
     runtime = default_runtime()
     if not runtime.plugins:
@@ -28,7 +29,7 @@ def _example(ns: argparse.Namespace) -> int:
 
 
 def _ping(ns: argparse.Namespace) -> int:
-    from .client.ping import ping
+    from .ping import ping
 
     return ping(ns.address, ns.count)
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vaccel` command."""
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:  # its options are its own (see vaccel.bench)
+    if argv[:1] == ["bench"]:  # its options are its own (see vaccel.cli.bench)
         from .bench import main as bench_main
 
         return bench_main(argv[1:])

@@ -1,7 +1,7 @@
 """`vaccel bench` / `make bench`: the remote path measured against baselines of the same run.
 
 Starts a real agent (numpy plugin) and baseline peers (a uvloop echo server, a blocking
-socket bulk server: `vaccel.benchpeer`), then measures on this machine, now:
+socket bulk server: `vaccel.cli.bench.peers`), then measures on this machine, now:
 
 * noop latency, sequential, one connection, TCP and unix, vs raw uvloop ping-pong;
 * noop calls/s with 1, 16, 64, 256 in flight on one connection, and on 8 connections;
@@ -32,12 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from .client.asyncclient import AsyncClient
-from .compat import run
-from .config import Config
-from .runtime import Runtime
-from .server.spawn import SpawnedAgent, clean_env
-from .session import AsyncSession, Session
+from vaccel.client.asyncclient import AsyncClient
+from vaccel.compat import run
+from vaccel.config import Config
+from vaccel.enums import OpType
+from vaccel.runtime import Runtime
+from vaccel.session import AsyncSession, Session
+
+from ..spawn import SpawnedAgent, clean_env
 
 F32 = np.float32
 #: Bytes of a noop request frame: the baseline ping-pong sends messages of this size.
@@ -87,7 +89,7 @@ async def _pingpong(address: str, size: int, count: int) -> list[float]:
 
 def _bulk(address: str, n_in: int, n_out: int, repeat: int) -> float:
     """Seconds per exchange of n_in bytes out and n_out back with sendall/recv_into."""
-    from .benchpeer import BULK_HEADER
+    from .peers import BULK_HEADER
 
     host, port = address[6:].rsplit(":", 1)
     out = np.ones(n_in, np.uint8)
@@ -196,7 +198,7 @@ async def _many_clients(address: str, clients: int) -> dict[str, Any]:
                 sid = await client.call("session.create", [0])
                 a = np.full(64, i, F32)
                 start = time.perf_counter()
-                out = await client.call("op", [sid, 19, [a, a]])
+                out = await client.call("op", [sid, int(OpType.FPGA_VECTORADD), [a, a]])
                 latencies.append(time.perf_counter() - start)
                 if not np.array_equal(out, a + a):
                     wrong += 1
@@ -286,9 +288,9 @@ def _sync_times(fn: Callable[[], Any], count: int) -> list[float]:
 
 
 def _start_peer(tmp: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """The baseline servers (vaccel.benchpeer) and their addresses by kind."""
+    """The baseline servers (vaccel.cli.bench.peers) and their addresses by kind."""
     peer = subprocess.Popen(
-        [sys.executable, "-m", "vaccel.benchpeer", f"{tmp}/echo.sock"],
+        [sys.executable, "-m", "vaccel.cli.bench.peers", f"{tmp}/echo.sock"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -463,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quick", action="store_true", help="smaller counts (a smoke run)")
     ns = parser.parse_args(argv)
-    from .server.main import loop_factory
+    from vaccel.server.main import loop_factory
 
     tmp = tempfile.mkdtemp(prefix="vaccel-bench.")
     agent = SpawnedAgent(

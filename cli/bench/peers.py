@@ -1,5 +1,5 @@
 """The benchmark's baselines: servers that do the same transport work as the agent, and
-nothing else. Run as `python -m vaccel.benchpeer ADDR...`; prints `ready ADDR` per address.
+nothing else. Run as `python -m vaccel.cli.bench.peers ADDR...`; prints `ready ADDR` per address.
 
 * echo (tcp/unix, uvloop): writes back every byte it reads, for the ping-pong baseline.
 * bulk (tcp, blocking sockets): reads a 16-byte header (bytes in, bytes out), receives
