@@ -8,6 +8,7 @@ register map differs from the driver's is refused at load.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -76,6 +77,33 @@ def test_reload_on_fault_reloads_the_overlay_and_frees_the_quarantine(sim: Any) 
         assert fabric.board.reloads == 1 and fabric.pool.quarantined_bytes == 0
         assert s.fpga_vadd([1.0], [2.0]) == [3.0]  # the reload cleared the hang
         assert s.fpga_arraycopy([7]) == [7]
+    assert fabric.board.violations == []
+
+
+def test_a_reload_waits_for_calls_running_on_other_cores(sim: Any) -> None:
+    """Reprogramming resets every core: it must not cut a healthy core's run short."""
+    runtime = sim(
+        VACCEL_PYNQ_SIM_HANG="vadd_0",
+        VACCEL_PYNQ_SIM_SLOW="arraycopy_0=0.25",
+        VACCEL_PYNQ_TIMEOUT="0.4",
+        VACCEL_PYNQ_RELOAD_ON_FAULT="1",
+    )
+    fabric = fabric_of(runtime)
+    ints = np.arange(64, dtype=np.int32)
+    results: list[bool] = []
+
+    def copies() -> None:
+        with Session(runtime=runtime) as s:
+            for _ in range(4):  # 1 s of back-to-back runs, one in flight at the reload
+                results.append(bool(np.array_equal(s.fpga_arraycopy(ints), ints)))
+
+    worker = threading.Thread(target=copies)
+    worker.start()
+    time.sleep(0.05)
+    with Session(runtime=runtime) as s, pytest.raises(DeadlineExceededError, match="reloaded"):
+        s.fpga_vadd([1.0], [2.0])
+    worker.join(10)
+    assert results == [True] * 4 and fabric.board.reloads == 1
     assert fabric.board.violations == []
 
 
