@@ -52,6 +52,7 @@ class Call:
         "parts",
         "replied",
         "scope",
+        "started",
         "stream_id",
         "task",
     )
@@ -59,6 +60,7 @@ class Call:
     def __init__(self, stream_id: int, charged: int, method: str) -> None:
         self.stream_id = stream_id
         self.method = method
+        self.started = time.perf_counter()
         #: Bytes of the connection's account this call holds.
         self.charged = charged
         self.counted = False
@@ -195,6 +197,7 @@ class AgentConnection(Handler):
     def _op(self, call: Call, req: Request) -> None:
         assert self.owned is not None
         session, op, spec, checked = parse_op(self.owned, req.args)
+        call.method = spec.method
         result_bytes = spec.result_bytes(checked)
         if result_bytes and not self.memory.take(result_bytes):
             raise ResourceExhaustedError(
@@ -205,7 +208,6 @@ class AgentConnection(Handler):
         call.charged += result_bytes
         runtime = self.state.runtime
         route = runtime.route(session, op, checked, session.hint)
-        self.state.calls_total[(spec.method, "started")] += 1
         if route.inline:
             self._reply(call, Status.OK, result=runtime.run(route, session, op, checked))
             return
@@ -295,6 +297,7 @@ class AgentConnection(Handler):
                 call.stream_id, exc.status, f"{call.method}: its result cannot be sent: {exc}"
             )
         self.state.calls_total[(call.method, status.name)] += 1
+        self.state.observe(call.method, time.perf_counter() - call.started)
         done = link.send_message(call.stream_id, frames)
         if done is None:
             self._part_done(call)
@@ -396,9 +399,22 @@ class AgentConnection(Handler):
             log.info(f"agent: closing connection from {self.describe}: {message}")
             self.link.goaway(status, message)
 
+    @property
+    def bytes_in(self) -> int:
+        """Bytes received on this connection."""
+        return self.proto.reader.received if self.proto is not None else 0
+
+    @property
+    def bytes_out(self) -> int:
+        """Bytes written on this connection."""
+        writer = self.link.writer if self.link is not None else None
+        return writer.written if writer is not None else 0
+
     def connection_lost(self, exc: BaseException | None) -> None:
         state = self.state
         state.connections.discard(self)
+        state.bytes_in += self.bytes_in
+        state.bytes_out += self.bytes_out
         for call in list(self.calls.values()):
             if call.task is not None and not call.task.done():
                 call.task.cancel()

@@ -23,6 +23,26 @@ from vaccel.runtime import Runtime
 from .config import AgentConfig
 
 AGENT_NAME = "pyvaccel-agent/0.2.0"
+#: Upper bounds (seconds) of the call latency histogram's buckets (then +Inf).
+LATENCY_BUCKETS = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 @dataclass
@@ -93,6 +113,9 @@ class AgentState:
         self.refusals: Counter[str] = Counter()
         self.auth_failures: Counter[str] = Counter()
         self.calls_total: Counter[tuple[str, str]] = Counter()
+        #: Call latency by method: counts per LATENCY_BUCKETS upper bound, and the sum.
+        self.latency: dict[str, list[float]] = {}
+        #: Bytes received and sent by connections that have closed (live ones add theirs).
         self.bytes_in = 0
         self.bytes_out = 0
         self.draining = False
@@ -156,6 +179,29 @@ class AgentState:
         message = f"{what} refused: the {name} limit{limit} is reached"
         self.warnings.warn(kind, f"agent: refused {message}")
         return message
+
+    # ------------------------------------------------------------------ measurements
+
+    def observe(self, method: str, seconds: float) -> None:
+        """One call of `method` took `seconds` (a latency histogram per method)."""
+        counts = self.latency.get(method)
+        if counts is None:
+            counts = self.latency[method] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                counts[i] += 1
+                break
+        else:
+            counts[len(LATENCY_BUCKETS)] += 1
+        counts[-1] += seconds
+
+    def traffic(self) -> tuple[int, int]:
+        """Bytes received and sent so far, live connections included."""
+        received, sent = self.bytes_in, self.bytes_out
+        for conn in list(self.connections):
+            received += conn.bytes_in
+            sent += conn.bytes_out
+        return received, sent
 
     # ------------------------------------------------------------------ tasks
 

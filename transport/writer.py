@@ -58,6 +58,8 @@ class FrameWriter:
         self.error: BaseException | None = None
         #: Bytes of queued large messages not yet handed to the transport.
         self.queued = 0
+        #: Bytes handed to the transport so far (metrics).
+        self.written = 0
         self._batch: list[bytes] | None = None
         self._paused = False
         self._pump_armed = False
@@ -102,6 +104,7 @@ class FrameWriter:
             self._batch.append(data)
             return
         self.transport.write(data)
+        self.written += len(data)
         if coalesce:
             self._batch = []
             self.loop.call_soon(self._flush)
@@ -109,7 +112,9 @@ class FrameWriter:
     def _flush(self) -> None:
         batch, self._batch = self._batch, None
         if batch and not self.closing:
-            self.transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+            data = batch[0] if len(batch) == 1 else b"".join(batch)
+            self.transport.write(data)
+            self.written += len(data)
 
     # ------------------------------------------------------------------ any message
 
@@ -179,6 +184,7 @@ class FrameWriter:
             size = frame_bytes(frame)
             self.queued -= size
             self.transport.writelines(frame)
+            self.written += size
             written += size
             if out.index == len(out.frames):
                 del streams[stream_id]
