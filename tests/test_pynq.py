@@ -122,6 +122,21 @@ def test_empty_inputs_are_bad_arguments(sim: Any, op: str, args: tuple[Any, ...]
     assert plugin_of(runtime).fabric.pool.allocations == 0
 
 
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (np.ones(5, F32), np.ones(5, F32)),
+        (np.ones((2, 8), F32), np.ones((2, 8), F32)),
+        (np.ones(16, F32), np.ones((2, 8), F32)),
+    ],
+)
+def test_mmult_wants_square_matrices(sim: Any, a: Any, b: Any) -> None:
+    runtime = sim()
+    with Session(runtime=runtime) as s, pytest.raises(BadArgumentError, match="square"):
+        s.fpga_mmult(a, b)
+    assert plugin_of(runtime).fabric.pool.allocations == 0
+
+
 def test_missing_core_is_a_load_error(sim: Any) -> None:
     with pytest.raises(PluginError) as err:
         sim(VACCEL_PYNQ_SIM_IPS="vadd_0,mmult_0")

@@ -138,6 +138,12 @@ class Fabric:
                 message="fpga_mmult: a and b are empty (0 x 0); the fabric multiplies "
                 "matrices of at least 1 x 1"
             )
+        for m in (a, b):
+            if n * n != m.size or m.ndim not in (1, 2) or (m.ndim == 2 and m.shape != (n, n)):
+                raise BadArgumentError(
+                    message="fpga_mmult: the pynq plugin multiplies square matrices of one "
+                    f"size (n*n elements, flat or n x n); got shapes {a.shape} and {b.shape}"
+                )
         spec = CORES["mmult"]
         t = min(spec.max_len, n)
         nbytes = t * t * spec.dtype.itemsize
