@@ -7,6 +7,7 @@ rows and columns past n that must never reach C), not their timing.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -121,3 +122,51 @@ def test_the_hls_sources_compute_what_numpy_does(cores: Path) -> None:
         else:
             np.testing.assert_array_equal(got, want)
     assert pos == len(out)
+
+
+# --- the build scripts, read (there are no Xilinx tools here to run them) ------------------
+
+
+def test_hls_build_pins_the_part_clock_and_64bit_addresses_and_checks_ii() -> None:
+    tcl = (HLS / "build_hls.tcl").read_text()
+    assert "set_part xc7z020clg400-1" in tcl and "create_clock -period 10" in tcl
+    assert re.search(r"^\s*config_interface -m_axi_addr64\b", tcl, re.M)
+    assert re.search(r"csynth_design\s+check_ii \$kernel\s+export_design", tcl)
+    assert "PipelineII" in tcl and "error" in tcl
+
+
+def test_overlay_build_sets_fclk0_spreads_the_ports_and_checks_timing() -> None:
+    tcl = (HLS / "build_overlay.tcl").read_text()
+    assert "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ {100}" in tcl
+    assert "set_property board_part" in tcl and "pynq-z1" in tcl
+    for hp in range(4):
+        assert f"CONFIG.PCW_USE_S_AXI_HP{hp} {{1}}" in tcl
+    assert "Slave /ps7/S_AXI_HP$hp" in tcl and "incr hp" in tcl  # one port per core
+    timing = tcl.index("get_timing_paths -delay_type max")
+    assert tcl.index("get_timing_paths -delay_type min") > 0
+    assert timing < tcl.index("$wns < 0") < tcl.index("file copy")  # checked before copying
+
+
+def _pipelined_loops(source: str) -> list[str]:
+    """The bodies of loops that hold a PIPELINE pragma (from the pragma to the loop's end)."""
+    bodies = []
+    for m in re.finditer(r"#pragma HLS PIPELINE", source):
+        depth, i = 1, m.end()
+        while depth:
+            depth += {"{": 1, "}": -1}.get(source[i], 0)
+            i += 1
+        bodies.append(source[m.end() : i])
+    return bodies
+
+
+@pytest.mark.parametrize("kernel", ["vadd", "arraycopy", "parallel", "mmult"])
+def test_pragmas_agree(kernel: str) -> None:
+    source = (HLS / f"{kernel}.cpp").read_text()
+    loops = _pipelined_loops(source)
+    assert loops
+    assert re.findall(r"PIPELINE II = (\d+)", source) == ["1"] * len(loops)
+    for body in loops:
+        # A PIPELINE unrolls every loop inside it completely: a partial factor is overridden.
+        assert "UNROLL factor" not in body
+        # No access to an m_axi port under a condition inside a pipelined loop (no bursts).
+        assert not re.search(r"\?\s*\w+\[", body)
