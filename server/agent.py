@@ -25,6 +25,7 @@ from vaccel.transport.sockets import listen
 
 from .config import AgentConfig
 from .handler import AgentConnection
+from .metrics import MetricsServer, serve_agent_metrics
 from .security import server_ssl_context, unix_socket_permissions
 from .state import AgentState
 
@@ -40,6 +41,7 @@ class Agent:
         self._unix_paths: list[str] = []
         self._stop: asyncio.Event | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.metrics: MetricsServer | None = None
 
     @property
     def connections(self) -> set[Any]:
@@ -56,6 +58,8 @@ class Agent:
         if any(a.scheme == "tls" for a in addresses):
             ssl_context = server_ssl_context(self.config)
         try:
+            if self.config.metrics_address:
+                self.metrics = serve_agent_metrics(self.config.metrics_address, self.state)
             for address in addresses:
                 server, bound = await listen(address, self._factory, ssl_context)
                 self._servers.append(server)
@@ -119,3 +123,5 @@ class Agent:
             with contextlib.suppress(OSError):
                 os.unlink(path)
         self._unix_paths.clear()
+        if self.metrics is not None:
+            self.metrics.close()

@@ -17,8 +17,10 @@ from vaccel.enums import OpType
 from vaccel.errors import BadArgumentError, NotSupportedError
 from vaccel.session import AsyncSession
 
+from .config import SETTINGS
 from .sessions import OwnedObjects
 from .state import AgentState
+from .stats import snapshot
 
 
 def args_of(args: Any, n: int, method: str) -> list[Any]:
@@ -59,31 +61,34 @@ async def _register(owned: OwnedObjects, args: Any, register: bool) -> None:
 
 
 def info(state: AgentState) -> dict[str, Any]:
-    """What `vaccel info ADDR` shows: plugins and their ops, version, limits."""
+    """What `vaccel info ADDR` shows: plugins and their ops, version, limits.
+
+    Under `--processes N` the limits are each worker's share (see vaccel.server.workers).
+    """
     c = state.config
     return {
         "agent": state.name,
         "version": __version__,
         "plugins": [
-            [p.display_name, int(p.type), [int(op) for op in ops]]
+            [p.display_name, int(p.type), [int(op) for op in ops], p.version]
             for p, ops in state.runtime.operations()
         ],
         "limits": {
-            "max-memory": c.max_memory,
-            "max-peer-memory": c.max_peer_memory,
-            "max-connections": c.max_connections,
-            "max-sessions": c.max_sessions,
-            "max-calls": c.max_calls,
-            "max-streams": c.max_streams,
-            "max-message": c.max_message,
+            s.name: getattr(c, s.attr)
+            for s in SETTINGS
+            if s.name.startswith("max-") or s.name.endswith("-timeout") or s.name == "min-rate"
         },
+        "processes": c.processes,
     }
 
 
 def health(state: AgentState) -> dict[str, str]:
-    """SERVING, or NOT_SERVING while plugins load or the agent drains."""
-    serving = state.serving and not state.draining
-    return {"status": "SERVING" if serving else "NOT_SERVING"}
+    """SERVING, or NOT_SERVING (and why) while plugins load or the agent drains."""
+    if state.draining:
+        return {"status": "NOT_SERVING", "reason": "the agent is draining (shutting down)"}
+    if not state.serving:
+        return {"status": "NOT_SERVING", "reason": "the agent is starting (loading plugins)"}
+    return {"status": "SERVING"}
 
 
 Handler = Callable[[OwnedObjects, AgentState, Any], Any]
@@ -96,6 +101,7 @@ METHODS: dict[str, Handler] = {
     "resource.register": lambda o, s, a: _register(o, a, True),
     "resource.unregister": lambda o, s, a: _register(o, a, False),
     "agent.info": lambda o, s, a: info(s),
+    "agent.stats": lambda o, s, a: snapshot(s),
     "health.check": lambda o, s, a: health(s),
 }
 #: Methods answered before authentication and without a session.
