@@ -1,4 +1,4 @@
-"""`vaccel`: info, example, ping and bench."""
+"""`vaccel`: info, example, ping, health, top and bench."""
 
 from __future__ import annotations
 
@@ -10,18 +10,10 @@ from vaccel.errors import VaccelError
 from . import examples
 
 
-def _info(_: argparse.Namespace) -> int:
-    from vaccel.catalogue import CATALOGUE
-    from vaccel.runtime import default_runtime
+def _info(ns: argparse.Namespace) -> int:
+    from .info import info
 
-    runtime = default_runtime()
-    if not runtime.plugins:
-        print("no plugins loaded (set VACCEL_PLUGINS, e.g. VACCEL_PLUGINS=numpy)")
-    for plugin, ops in runtime.operations():
-        print(f"plugin {plugin.display_name} ({plugin.type!r}, version {plugin.version})")
-        for op in ops:
-            print(f"  {CATALOGUE[op].method:<20} {CATALOGUE[op].title}")
-    return 0
+    return info(ns.address, ns.timeout)
 
 
 def _example(ns: argparse.Namespace) -> int:
@@ -34,6 +26,18 @@ def _ping(ns: argparse.Namespace) -> int:
     return ping(ns.address, ns.count)
 
 
+def _health(ns: argparse.Namespace) -> int:
+    from .health import health
+
+    return health(ns.address, ns.timeout)
+
+
+def _top(ns: argparse.Namespace) -> int:
+    from .top import top
+
+    return top(ns.address, ns.interval, ns.once, ns.timeout)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vaccel` command."""
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
@@ -44,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="vaccel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="plugins and ops available").set_defaults(fn=_info)
+    inf = sub.add_parser("info", help="plugins and ops available, here or on an agent")
+    inf.add_argument("address", nargs="?", default=None, help="ask this agent (agent.info)")
+    inf.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for it")
+    inf.set_defaults(fn=_info)
     ex = sub.add_parser("example", help="run one of the seed's example programs")
     ex.add_argument("name", choices=sorted(examples.EXAMPLES))
     ex.add_argument("args", nargs="*")
@@ -53,6 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     pi.add_argument("address", nargs="?", default=None)
     pi.add_argument("-c", "--count", type=int, default=5)
     pi.set_defaults(fn=_ping)
+    he = sub.add_parser("health", help="probe an agent: exit 0 only while it serves")
+    he.add_argument("address", nargs="?", default=None, help="default: $VACCEL_RPC_ADDRESS")
+    he.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    he.set_defaults(fn=_health)
+    to = sub.add_parser("top", help="a live view of an agent: calls, latency, budgets")
+    to.add_argument("address", nargs="?", default=None, help="default: $VACCEL_RPC_ADDRESS")
+    to.add_argument("-n", "--interval", type=float, default=1.0, help="seconds between frames")
+    to.add_argument("--once", action="store_true", help="print one frame and exit")
+    to.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for answers")
+    to.set_defaults(fn=_top)
     sub.add_parser("bench", help="the benchmark table (vaccel bench --help)")
     ns = parser.parse_args(argv)
     try:

@@ -51,6 +51,10 @@ class Agent:
     def _factory(self) -> Link:
         return Link(AgentConnection(self.state))
 
+    async def listen(self, address: Address, ssl_context: Any) -> tuple[Any, Address]:
+        """Serve one address (a worker of `--processes` shares its listeners instead)."""
+        return await listen(address, self._factory, ssl_context)
+
     async def start(self, addresses: list[Address]) -> list[Address]:
         """Bind every address; returns them as bound (port 0 resolved)."""
         self._stop = asyncio.Event()
@@ -61,7 +65,7 @@ class Agent:
             if self.config.metrics_address:
                 self.metrics = serve_agent_metrics(self.config.metrics_address, self.state)
             for address in addresses:
-                server, bound = await listen(address, self._factory, ssl_context)
+                server, bound = await self.listen(address, ssl_context)
                 self._servers.append(server)
                 if address.scheme == "unix":
                     self._unix_paths.append(address.path)

@@ -18,13 +18,17 @@ from vaccel import __version__, log
 from vaccel.compat import run
 from vaccel.config import Config
 from vaccel.errors import VaccelError
-from vaccel.protocol.address import AddressError, parse_address
+from vaccel.protocol.address import Address, AddressError, parse_address
 from vaccel.runtime import Runtime
 
 from .agent import Agent
-from .config import add_arguments, from_arguments
+from .config import AgentConfig, add_arguments, from_arguments
+from .metrics import metrics_host_port
+from .metrics import require as require_metrics
+from .workers import WorkerAgent, WorkerSpec, supervise
 
 BANNER = "pyvaccel agent started. address: {address}"
+METRICS_BANNER = "pyvaccel agent metrics: {url}"
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -39,14 +43,17 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return asyncio.new_event_loop
 
 
-async def _serve(agent: Agent, addresses: list[object]) -> None:
+async def _serve(agent: Agent, addresses: list[object], announce: bool = True) -> None:
     bound = await agent.start(addresses)  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, agent.request_stop)
-    for address in bound:
-        print(BANNER.format(address=address), flush=True)
-    print("Server is running, press Ctrl + C to exit", flush=True)
+    if announce:  # a worker of --processes leaves this to its parent
+        for address in bound:
+            print(BANNER.format(address=address), flush=True)
+        if agent.metrics is not None:
+            print(METRICS_BANNER.format(url=agent.metrics.url), flush=True)
+        print("Server is running, press Ctrl + C to exit", flush=True)
     await agent.serve()
 
 
@@ -64,13 +71,20 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `vaccel-agent`."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     ns = parser().parse_args(argv)
+    worker = WorkerSpec.from_env()
     try:
         config = from_arguments(ns)
         env = Config.from_env()
         if config.plugins is not None:
             env.plugins = config.plugins
         addresses = [parse_address(a) for a in (config.address or [env.agent_endpoint])]
+        if config.metrics_address and worker is None:
+            metrics_host_port(config.metrics_address)
+            require_metrics()
+        if config.processes > 1 and worker is None:
+            return _supervise(config, argv, addresses)
         runtime = Runtime(env, max_workers=config.workers)
     except (VaccelError, AddressError, ValueError) as exc:
         print(f"vaccel-agent: {exc}", file=sys.stderr)
@@ -85,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    agent = Agent(runtime, config)
+    agent = Agent(runtime, config) if worker is None else WorkerAgent(runtime, config, worker)
     code = 0
     try:
-        run(_serve(agent, list(addresses)), loop_factory())
+        run(_serve(agent, list(addresses), announce=worker is None), loop_factory())
     except (OSError, ValueError) as exc:
         where = ", ".join(str(a) for a in addresses)
         print(f"vaccel-agent: cannot listen on {where}: {exc}", file=sys.stderr)
@@ -99,6 +113,18 @@ def main(argv: list[str] | None = None) -> int:
         runtime.close()
     _exit_even_if_plugin_work_is_stuck(code)
     return code
+
+
+def _supervise(config: AgentConfig, argv: list[str], addresses: list[Address]) -> int:
+    """`--processes N`: the parent of N workers (vaccel.server.workers)."""
+    try:
+        return asyncio.run(supervise(config, argv, addresses, BANNER))
+    except (OSError, ValueError) as exc:
+        where = ", ".join(str(a) for a in addresses)
+        print(f"vaccel-agent: cannot listen on {where}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def _exit_even_if_plugin_work_is_stuck(code: int) -> None:

@@ -11,6 +11,7 @@ connection changing it meanwhile cannot break the walk.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -93,6 +94,8 @@ def snapshot(state: AgentState) -> dict[str, Any]:
         "agent": state.name,
         "version": __version__,
         "workers": 1,
+        "processes": int(state.config.processes),
+        "pid": os.getpid(),
         "serving": int(state.serving and not state.draining),
         "draining": int(state.draining),
         "plugins": [
@@ -136,9 +139,11 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "agent": items[0]["agent"],
         "version": items[0]["version"],
         "workers": sum(int(s.get("workers", 1)) for s in items),
+        "processes": max(int(s.get("processes", 1)) for s in items),
+        "pid": os.getpid(),
         "serving": min(int(s["serving"]) for s in items),
         "draining": max(int(s["draining"]) for s in items),
-        "plugins": items[0]["plugins"],
+        "plugins": next((s["plugins"] for s in items if s["plugins"]), []),
         "buckets": items[0]["buckets"],
     }
     calls: dict[tuple[str, str], int] = {}
@@ -183,6 +188,20 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def counters_only(stats: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot's counters (calls, latency, bytes, refusals) with every gauge at zero.
+
+    What a worker that ended leaves behind, so merged counters never go down.
+    """
+    out = merge([stats])
+    out.update(workers=0, serving=1, draining=0, plugins=[], tenants={})
+    for key in ("connections", "in_flight", "pool_queue", "peers"):
+        out[key] = 0
+    out["budgets"] = {name: [0, 0] for name in out["budgets"]}
+    out["peer_budgets"] = {name: [0, 0, 0] for name in out["peer_budgets"]}
+    return out
+
+
 def calls_by_op(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
     """{op: {status: count}} from a snapshot's `calls`."""
     out: dict[str, dict[str, int]] = {}
@@ -213,4 +232,4 @@ def quantile(buckets: list[float], counts: list[float], q: float) -> float | Non
     return float(buckets[-1])
 
 
-__all__ = ["AGENT_BUDGETS", "calls_by_op", "merge", "quantile", "snapshot"]
+__all__ = ["AGENT_BUDGETS", "calls_by_op", "counters_only", "merge", "quantile", "snapshot"]
