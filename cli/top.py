@@ -7,7 +7,7 @@ percentiles of the calls in that window (from the agent's histograms), bytes per
 second, connections, sessions, the agent-wide budgets against their limits, and
 refusals. `--once` prints one frame (two samples `--interval` apart) and exits. Under
 `vaccel-agent --processes N` a connection reaches one worker: top shows that worker
-(the header says which share it sees); `/metrics` adds all workers up.
+(the header says so) and its share of the budgets; `/metrics` adds all workers up.
 """
 
 from __future__ import annotations
@@ -59,13 +59,14 @@ def _minus(a: list[float], b: list[float] | None) -> list[float]:
     return [x - (b[i] if i < len(b) else 0.0) for i, x in enumerate(a)]
 
 
-def op_rows(
-    prev: dict[str, Any] | None, cur: dict[str, Any], seconds: float
-) -> list[tuple[str, float, int, int, float | None, float | None, float | None]]:
+Row = tuple[str, float, int, int, float | None, float | None, float | None]
+
+
+def op_rows(prev: dict[str, Any] | None, cur: dict[str, Any], seconds: float) -> list[Row]:
     """Per op: calls/s, total, errors, mean, p50 and p99 over the window (or all time)."""
     now, before = calls_by_op(cur), calls_by_op(prev) if prev else {}
     buckets = [float(b) for b in cur["buckets"]]
-    rows = []
+    rows: list[Row] = []
     for op in sorted(now):
         total = sum(now[op].values())
         errors = total - now[op].get("OK", 0)
@@ -100,6 +101,7 @@ def frame(address: str, prev: dict[str, Any] | None, cur: dict[str, Any], second
     seconds = max(seconds, 1e-6)
     state = "SERVING" if cur["serving"] else ("DRAINING" if cur["draining"] else "NOT_SERVING")
     workers = int(cur.get("workers", 1))
+    processes = int(cur.get("processes", 1))
     header = Table.grid(padding=(0, 2))
     header.add_row(
         f"[bold]{cur['agent']}[/] (pyvaccel {cur['version']}) at {address}",
@@ -113,7 +115,7 @@ def frame(address: str, prev: dict[str, Any] | None, cur: dict[str, Any], second
         f"sessions {cur['budgets']['sessions'][0]}  resources {cur['budgets']['resources'][0]}",
         f"in flight {cur['in_flight']}  pool queue {cur['pool_queue']}",
         f"in {_size(rx)}B/s  out {_size(tx)}B/s"
-        + (f"  (one of {workers} workers)" if workers > 1 else ""),
+        + (f"  (one worker of {processes})" if processes > 1 and workers == 1 else ""),
     )
     ops = Table(title="calls by op", box=box.SIMPLE_HEAD, expand=False)
     for name, justify in (

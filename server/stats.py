@@ -165,8 +165,8 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     peer: dict[str, list[int]] = {}
     for s in items:
         for name, (total, most, limit) in s["peer_budgets"].items():
-            have = peer.get(name, [0, 0, 0])
-            peer[name] = [have[0] + total, max(have[1], most), have[2] + limit]
+            sums = peer.get(name, [0, 0, 0])
+            peer[name] = [sums[0] + total, max(sums[1], most), sums[2] + limit]
     out["peer_budgets"] = peer
     for key in _ADDED:
         added: dict[str, int] = {}
@@ -177,13 +177,14 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     tenants: dict[str, dict[str, Any]] = {}
     for s in items:
         for name, t in s["tenants"].items():
-            have = tenants.setdefault(
+            have: dict[str, Any] = tenants.setdefault(
                 name, {"connections": 0, "sessions": 0, "resources": 0, "budgets": {}}
             )
-            for key in ("connections", "sessions", "resources"):
-                have[key] += int(t[key])
+            for field in ("connections", "sessions", "resources"):
+                have[field] += int(t[field])
+            quotas: dict[str, list[int]] = have["budgets"]
             for limit, pair in t["budgets"].items():
-                have["budgets"][limit] = _add_lists(have["budgets"].get(limit, [0, 0]), pair)
+                quotas[limit] = _add_lists(quotas.get(limit, [0, 0]), pair)
     out["tenants"] = tenants
     return out
 
