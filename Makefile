@@ -8,14 +8,26 @@ PYNQ_VENV := .venv-pynq
 # The first python3.10 that runs (a pyenv shim may exist and refuse).
 PYNQ_PYTHON ?= $(shell for p in $$(command -v python3.10) $(HOME)/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo "$$p"; break; }; done)
 PYNQ_STAMP := $(PYNQ_VENV)/.installed-py3.10
+# The inference plugins (onnxruntime, ai-edge-litert, CPU torch) and what their tests use.
+INFERENCE_EXTRAS := onnx,tflite,torch,inference-test
+MEDIAPIPE_VERSION := 0.10.21
+MEDIAPIPE_WHEEL := build/mediapipe/mediapipe-$(MEDIAPIPE_VERSION)-cp311-cp311-manylinux_2_28_x86_64.whl
 
 .PHONY: install test demo agent bench lint clean test-pynq wheel
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(MEDIAPIPE_WHEEL)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,$(INFERENCE_EXTRAS)]'
 	touch $(STAMP)
+
+# The inference tests' pretrained models (face detection, selfie segmentation, pose
+# landmarks) are TFLite files inside mediapipe's wheel: fetched here, at install time,
+# and read from the wheel by the tests (mediapipe itself is never installed or imported).
+$(MEDIAPIPE_WHEEL):
+	mkdir -p $(dir $@)
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 -d $(dir $@) mediapipe==$(MEDIAPIPE_VERSION)
+	test -f $@
 
 install: $(STAMP)
 

@@ -1,0 +1,98 @@
+"""`InferencePlugin`: a plugin that runs models given as MODEL resources.
+
+It follows each session's MODEL resources through the resource hooks (image ops use the
+latest one it can read, as vAccel's image ops use the session's model), loads a model
+once per session and resource, and forgets it when the resource or session goes.
+Subclasses say which files they read (`accepts`) and how to load one (`load_backend`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from vaccel.enums import ResourceType
+from vaccel.errors import BadArgumentError
+from vaccel.plugin import Plugin, ResourceLike, SessionLike
+
+from .backend import Backend
+from .resources import ModelFiles, find_model, model_files
+from .state import SessionModels, session_models
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A model resource's files and the model loaded from them."""
+
+    files: ModelFiles
+    backend: Backend
+
+
+class InferencePlugin(Plugin):
+    """Base of the onnx and tflite plugins: MODEL resources -> loaded models."""
+
+    #: What the plugin's models are called in messages ("ONNX", "TFLite").
+    kind: ClassVar[str] = "model"
+    #: The session hint that picks this plugin before others serving the same op.
+    hint_name: ClassVar[str] = ""
+
+    def accepts(self, name: str, blob: bytes) -> bool:
+        """Whether a resource file is a model this plugin runs."""
+        raise NotImplementedError
+
+    def load_backend(self, files: ModelFiles) -> Backend:
+        """Load a model (BadArgumentError naming the file when it is not a valid one)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ session state
+
+    def models(self, session: SessionLike) -> SessionModels:
+        """This plugin's state for a session."""
+        return session_models(session, self.display_name)
+
+    def session_init(self, session: SessionLike) -> None:
+        self.models(session)
+
+    def session_free(self, session: SessionLike) -> None:
+        session.plugin_state.pop(self.display_name, None)
+
+    def resource_register(self, session: SessionLike, resource: ResourceLike) -> None:
+        if resource.type == ResourceType.MODEL:
+            self.models(session).add(resource.id)
+
+    def resource_unregister(self, session: SessionLike, resource: ResourceLike) -> None:
+        self.models(session).remove(resource.id)
+
+    # ------------------------------------------------------------------ models
+
+    def load(self, session: SessionLike, resource_id: int) -> Loaded:
+        """The loaded model of a registered resource (loaded on first use)."""
+        resource = session.resource(resource_id)
+
+        def loader() -> Loaded:
+            files = model_files(resource, self.accepts, self.kind)
+            return Loaded(files, self.load_backend(files))
+
+        return self.models(session).load(resource_id, loader)
+
+    def image_model(self, session: SessionLike, op: str) -> Loaded:
+        """The model an image op uses: the latest registered one this plugin runs."""
+        others = []
+        for rid in self.models(session).newest_first():
+            resource = session.resource(rid)
+            if find_model(resource, self.accepts) is not None:
+                return self.load(session, rid)
+            others.append(f"resource {rid}: {', '.join(resource.names)}")
+        if not others:
+            raise BadArgumentError(
+                message=f"{op}: no model is registered with session {session.id}; register a "
+                f"MODEL resource holding a {self.kind} model (with, optionally, a labels .txt "
+                "file and a preprocess.json)"
+            )
+        hint = f" (or open the session with the {self.hint_name} hint)" if self.hint_name else ""
+        raise BadArgumentError(
+            message=f"{op}: the {self.display_name} plugin runs {self.kind} models, and the "
+            f"MODEL resources of session {session.id} hold none ({'; '.join(others)}); the "
+            "first plugin in VACCEL_PLUGINS that serves an op runs it: put the plugin for "
+            f"this model first{hint}"
+        )
