@@ -9,17 +9,22 @@ lost with it.
 
 `Placement` chooses the endpoint of each new session: a healthy one with the fewest
 calls in flight, round robin among equals. An endpoint that fails to connect is marked
-down and only tried again once its backoff passed (the connection attempt itself is the
-health check).
+down, and a background thread checks it (`health.check`, with backoff) until it serves
+again; only then does it get new sessions (while every endpoint is down, new sessions
+still try them, as a last resort). A kept connection whose agent went away (the socket
+shows the peer's end) is not reused for a new session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from vaccel.client.asyncclient import AsyncClient
 from vaccel.client.blocking import BlockingClient
@@ -31,6 +36,8 @@ BACKOFF_START = 0.1
 BACKOFF_MAX = 5.0
 #: Connection attempts per new session before it fails.
 ATTEMPTS = 3
+#: Seconds a background health check of a down endpoint may take.
+PROBE_TIMEOUT = 2.0
 
 
 class Link:
@@ -60,6 +67,7 @@ class Endpoint:
     def __init__(self, address: Address) -> None:
         self.address = address
         self.outstanding = 0
+        self.down = False
         self.down_until = 0.0
         self.backoff = BACKOFF_START
         self.failures = 0
@@ -67,27 +75,114 @@ class Endpoint:
         self.loops: dict[asyncio.AbstractEventLoop, Link] = {}
         self.lock = threading.Lock()
         self.async_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._prober: threading.Thread | None = None
 
     @property
     def healthy(self) -> bool:
-        """False while a recent failure's backoff lasts."""
-        return time.monotonic() >= self.down_until
+        """False from a failure until a background health check finds it serving."""
+        return not self.down
 
-    def failed(self) -> None:
-        """A connection attempt failed: back off before the next one."""
+    def failed(self, probe: Callable[[Address], bool] | None = None) -> None:
+        """A connection attempt failed: mark it down, and check it in the background."""
         self.failures += 1
+        self.down = True
         self.down_until = time.monotonic() + self.backoff
         self.backoff = min(BACKOFF_MAX, self.backoff * 2)
+        if probe is not None and (self._prober is None or not self._prober.is_alive()):
+            self._prober = threading.Thread(
+                target=_watch,
+                args=(weakref.ref(self), probe),
+                daemon=True,
+                name=f"vaccel-rpc-probe {self.address}",
+            )
+            self._prober.start()
 
     def succeeded(self) -> None:
-        """A connection was made: the endpoint is healthy again."""
+        """A connection was made (or a health check passed): the endpoint is up again."""
+        self.down = False
         self.down_until = 0.0
         self.backoff = BACKOFF_START
 
 
+def _watch(ref: weakref.ReferenceType[Endpoint], probe: Callable[[Address], bool]) -> None:
+    """Background thread: health-check a down endpoint, with backoff, until it serves
+    again (or is up through a foreground connection, or forgotten)."""
+    while True:
+        endpoint = ref()
+        if endpoint is None or not endpoint.down:
+            return
+        wait = max(0.0, endpoint.down_until - time.monotonic())
+        address = endpoint.address
+        del endpoint  # hold no reference while sleeping: a freed Placement ends this thread
+        time.sleep(wait)
+        try:
+            serving = probe(address)
+        except Exception:
+            serving = False
+        endpoint = ref()
+        if endpoint is None or not endpoint.down:
+            return
+        if serving:
+            endpoint.succeeded()
+            return
+        endpoint.down_until = time.monotonic() + endpoint.backoff
+        endpoint.backoff = min(BACKOFF_MAX, endpoint.backoff * 2)
+        del endpoint
+
+
+def _serving(answer: Any) -> bool:
+    return isinstance(answer, dict) and answer.get("status") == "SERVING"
+
+
+def sync_probe(make: Callable[[Address], BlockingClient]) -> Callable[[Address], bool]:
+    """A health check through blocking clients made by `make` (same credentials)."""
+
+    def probe(address: Address) -> bool:
+        client = make(address)
+        try:
+            return _serving(client.call("health.check", [], timeout=PROBE_TIMEOUT))
+        finally:
+            client.close()
+
+    return probe
+
+
+def async_probe(make: Callable[[Address], Awaitable[AsyncClient]]) -> Callable[[Address], bool]:
+    """A health check through async clients made by `make`, on the checking thread's loop."""
+
+    async def check(address: Address) -> bool:
+        client = await asyncio.wait_for(make(address), PROBE_TIMEOUT)
+        try:
+            return _serving(await client.call("health.check", [], timeout=PROBE_TIMEOUT))
+        finally:
+            await client.close()
+
+    return lambda address: asyncio.run(check(address))
+
+
+def gone(link: Link) -> bool:
+    """True when a kept connection is unusable: failed, closed, or its agent hung up
+    (the socket shows the peer's end), so a new session must not be placed on it."""
+    client = link.client
+    if client.closed:
+        return True
+    if not isinstance(client, BlockingClient) or not hasattr(select, "POLLRDHUP"):
+        return False  # the async client hears the hang-up itself, on its loop
+    try:
+        poller = select.poll()
+        poller.register(client.sock.fileno(), select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
 def expand(address: Address) -> list[Address]:
-    """A tcp/tls name that resolves to several addresses means each of them."""
-    if address.scheme not in ("tcp", "tls"):
+    """A tcp name that resolves to several addresses means each of them.
+
+    tls names are kept whole: the agent's certificate is verified against the name, so
+    the connection must be made to the name (the system then tries its addresses in turn).
+    """
+    if address.scheme != "tcp":
         return [address]
     try:
         infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
@@ -103,7 +198,8 @@ class Placement:
     """The agents of VACCEL_RPC_ADDRESS and the choice of one for each new session."""
 
     def __init__(self, addresses: list[Address]) -> None:
-        self.endpoints = [Endpoint(a) for address in addresses for a in expand(address)]
+        unique = {str(a): a for address in addresses for a in expand(address)}
+        self.endpoints = [Endpoint(a) for a in unique.values()]
         self._turn = 0
         self._lock = threading.Lock()
 
@@ -135,13 +231,13 @@ def connect_sync(placement: Placement, make: Callable[[Address], BlockingClient]
         for endpoint in placement.order():
             with endpoint.lock:
                 link = endpoint.sync
-                if link is None or link.client.closed:
+                if link is None or gone(link):
                     if not endpoint.healthy and tried:
                         continue
                     try:
                         link = Link(make(endpoint.address), endpoint)
                     except UnavailableError as exc:
-                        endpoint.failed()
+                        endpoint.failed(sync_probe(make))
                         tried.append((endpoint, exc))
                         continue
                     endpoint.succeeded()
@@ -163,13 +259,13 @@ async def connect_async(
             lock = endpoint.async_locks.setdefault(loop, asyncio.Lock())
             async with lock:
                 link = endpoint.loops.get(loop)
-                if link is None or link.client.closed:
+                if link is None or gone(link):
                     if not endpoint.healthy and tried:
                         continue
                     try:
                         link = Link(await make(endpoint.address), endpoint)
                     except UnavailableError as exc:
-                        endpoint.failed()
+                        endpoint.failed(async_probe(make))
                         tried.append((endpoint, exc))
                         continue
                     endpoint.succeeded()
@@ -192,8 +288,21 @@ def release(link: Link) -> bool:
         for loop, known in list(endpoint.loops.items()):
             if known is link:
                 del endpoint.loops[loop]
-                endpoint.async_locks.pop(loop, None)
+                lock = endpoint.async_locks.get(loop)
+                if lock is not None and not lock.locked():  # a new session may wait on it
+                    endpoint.async_locks.pop(loop, None)
     return True
 
 
-__all__ = ["Endpoint", "Link", "Placement", "connect_async", "connect_sync", "release"]
+__all__ = [
+    "Endpoint",
+    "Link",
+    "Placement",
+    "async_probe",
+    "connect_async",
+    "connect_sync",
+    "expand",
+    "gone",
+    "release",
+    "sync_probe",
+]
