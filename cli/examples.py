@@ -6,16 +6,21 @@ with the seed's: `Initialized session with id: N`, then the results.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from vaccel.arg import Arg
-from vaccel.enums import ArgType, PluginType
+from vaccel.enums import ArgType, PluginType, ResourceType
 from vaccel.errors import BadArgumentError, VaccelError
+from vaccel.ops import torch as torch_ops
+from vaccel.ops.tf import lite
+from vaccel.resource import Resource
 from vaccel.session import Session
 
 VADD_A = [5.0, 1.0, 2.1, 1.2, 5.2]
@@ -50,19 +55,169 @@ def _count(args: list[str], index: int, default: int, name: str) -> int:
     return value
 
 
-def classify(args: list[str]) -> int:
-    """`classify IMAGE N`: classify an image N times."""
-    path = Path(args[0]) if args else example_image()
-    iterations = _count(args, 1, 1, "N")
+def _image_bytes(path: Path) -> bytes:
     try:
-        image = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise BadArgumentError(message=f"cannot read image {str(path)!r}: {exc.strerror}") from None
+
+
+def classify(args: list[str]) -> int:
+    """`classify [--model FILE [--labels FILE] [--preprocess FILE]] IMAGE N`: classify an
+    image N times (with a model: that model, as a MODEL resource of the session)."""
+    options, args = _model_options(args)
+    path = Path(args[0]) if args else example_image()
+    iterations = _count(args, 1, 1, "N")
+    image = _image_bytes(path)
+    model = _resource(options)
     with _session() as session:
+        _register(session, model)
         print(f"Image size: {len(image)}B")
         for _ in range(iterations):
             tag, _name = session.classify(image)
             print(f"classification tags: {tag}")
+    return 0
+
+
+# ---------------------------------------------------------------------- model flows
+
+#: The options of the model examples, and whether each one is a file of the resource.
+MODEL_OPTIONS = {
+    "--model": True,
+    "--labels": True,
+    "--preprocess": True,
+    "--shape": False,
+    "--out": False,
+}
+
+
+def _model_options(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    """`--model FILE` and friends out of an example's arguments; the rest."""
+    options: dict[str, str] = {}
+    rest: list[str] = []
+    items = iter(args)
+    for item in items:
+        key, _, inline = item.partition("=")
+        if key in MODEL_OPTIONS:
+            value = inline or next(items, "")
+            if not value:
+                raise BadArgumentError(message=f"{key} needs a value")
+            options[key] = value
+        else:
+            rest.append(item)
+    return options, rest
+
+
+def _resource(options: dict[str, str]) -> Resource | None:
+    """The MODEL resource the options name (None without --model)."""
+    if "--model" not in options:
+        if "--labels" in options or "--preprocess" in options:
+            raise BadArgumentError(message="--labels and --preprocess go with --model FILE")
+        return None
+    files = [options[k] for k in ("--model", "--labels", "--preprocess") if k in options]
+    for name in files:
+        if not Path(name).is_file():
+            raise BadArgumentError(message=f"no such file: {name!r}")
+    preprocess = options.get("--preprocess")
+    if preprocess is not None and Path(preprocess).name != "preprocess.json":
+        raise BadArgumentError(message=f"--preprocess {preprocess!r}: name it preprocess.json")
+    return Resource(files, ResourceType.MODEL)
+
+
+def _register(session: Session, resource: Resource | None) -> None:
+    if resource is not None:
+        session.register_resource(resource)
+
+
+def _keep(path: str, out: str | None) -> str:
+    """An image op's result: copied to --out when given (the run directory goes at exit)."""
+    if out is None:
+        return path
+    try:
+        shutil.copyfile(path, out)
+    except OSError as exc:
+        raise BadArgumentError(message=f"--out {out!r}: {exc.strerror}") from None
+    return out
+
+
+def _image_op(method: str, what: str) -> Callable[[list[str]], int]:
+    def example(args: list[str]) -> int:
+        options, rest = _model_options(args)
+        if not rest:
+            raise BadArgumentError(message=f"{method}: give --model FILE and an IMAGE")
+        image = _image_bytes(Path(rest[0]))
+        iterations = _count(rest, 1, 1, "N")
+        model = _resource(options)
+        with _session() as session:
+            _register(session, model)
+            print(f"Image size: {len(image)}B")
+            for _ in range(iterations):
+                path = _keep(getattr(session, method)(image), options.get("--out"))
+                print(f"{what} image: {path}")
+        return 0
+
+    example.__doc__ = (
+        f"`{method} --model FILE [--labels FILE] [--preprocess FILE] [--out FILE] IMAGE N`: "
+        f"the {what} image's path, N times (copied to --out: the run directory goes at exit)."
+    )
+    return example
+
+
+def _shape(options: dict[str, str], default: str) -> list[int]:
+    text = options.get("--shape", default)
+    try:
+        dims = [int(d) for d in text.split(",")]
+    except ValueError:
+        raise BadArgumentError(message=f"--shape: dims such as 1,3,224,224; not {text!r}") from None
+    if not dims or any(d < 1 for d in dims):
+        raise BadArgumentError(message=f"--shape dims must be positive; got {text!r}")
+    return dims
+
+
+def _ramp(dims: list[int]) -> np.ndarray:
+    count = int(np.prod(dims))
+    return np.linspace(0.0, 1.0, count, dtype=np.float32).reshape(dims)
+
+
+def _print_tensors(tensors: list[Any]) -> None:
+    for i, tensor in enumerate(tensors):
+        values = np.asarray(tensor.as_numpy()).reshape(-1)[:4]
+        shown = " ".join(f"{float(v):f}" for v in values)
+        print(f"output {i}: dims {tensor.dims} values: {shown}{' ...' if tensor.size > 16 else ''}")
+
+
+def torch_model(args: list[str]) -> int:
+    """`torch --model FILE [--shape DIMS] [N]`: run a TorchScript model on a float32 ramp."""
+    options, rest = _model_options(args)
+    resource = _resource(options)
+    if resource is None:
+        raise BadArgumentError(message="torch: give --model FILE (a TorchScript file)")
+    dims = _shape(options, "1,4")
+    with _session(PluginType.TORCH) as session:
+        session.register_resource(resource)
+        session.torch_model_load(resource)
+        for _ in range(_count(rest, 0, 1, "N")):
+            outputs = session.torch_model_run(resource, [torch_ops.Tensor.from_numpy(_ramp(dims))])
+            _print_tensors(outputs)
+    return 0
+
+
+def tflite_model(args: list[str]) -> int:
+    """`tflite --model FILE [--shape DIMS] [N]`: run a TFLite model on a float32 ramp."""
+    options, rest = _model_options(args)
+    resource = _resource(options)
+    if resource is None:
+        raise BadArgumentError(message="tflite: give --model FILE (a .tflite file)")
+    dims = _shape(options, "1,4")
+    with _session(PluginType.TENSORFLOW) as session:
+        session.register_resource(resource)
+        session.tflite_model_load(resource)
+        for _ in range(_count(rest, 0, 1, "N")):
+            tensor = lite.Tensor.from_numpy(_ramp(dims))
+            outputs, status = session.tflite_model_run(resource, [tensor], 1)
+            _print_tensors(outputs)
+            print(f"status: {status}")
+        session.tflite_model_unload(resource)
     return 0
 
 
@@ -154,6 +309,12 @@ EXAMPLES: dict[str, Callable[[list[str]], int]] = {
     "sgemm": sgemm,
     "noop": noop,
     "exec": exec_,
+    "detect": _image_op("detect", "detection"),
+    "segment": _image_op("segment", "segmentation"),
+    "pose": _image_op("pose", "pose"),
+    "depth": _image_op("depth", "depth"),
+    "torch": torch_model,
+    "tflite": tflite_model,
 }
 
 

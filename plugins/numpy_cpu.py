@@ -29,6 +29,8 @@ from vaccel.plugin import Impl, Plugin, SessionLike
 INLINE_ELEMENTS = 1 << 15
 #: Elements per chunk of the element-wise ops (about a millisecond of work).
 CHUNK = 1 << 20
+#: Multiply-adds per chunk of the matrix ops (tens of milliseconds at most).
+MACS_PER_CHUNK = 1 << 25
 
 
 def _chunked(n: int) -> range:
@@ -73,7 +75,7 @@ def mmult(session: SessionLike, a: Any, b: Any) -> Any:
     square_side(b, "numpy")
     left, right = a.reshape(n, n), b.reshape(n, n)
     out = np.empty((n, n), np.float32)
-    rows = max(1, CHUNK // max(1, n))
+    rows = max(1, MACS_PER_CHUNK // (n * n))
     for start in range(0, n, rows):
         np.matmul(left[start : start + rows], right, out=out[start : start + rows])
         checkpoint()
@@ -120,7 +122,7 @@ def sgemm(
     if m == 0 or n == 0:
         return out.reshape(-1)
     left, right = _matrix(a, m, k, lda), _matrix(b, k, n, ldb)
-    rows = max(1, CHUNK // max(1, n + k))
+    rows = max(1, MACS_PER_CHUNK // max(1, n * k))
     for start in range(0, m, rows):
         block = out[start : start + rows]
         block[...] = (

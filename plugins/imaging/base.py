@@ -86,8 +86,8 @@ class InferencePlugin(Plugin):
         if not others:
             raise BadArgumentError(
                 message=f"{op}: no model is registered with session {session.id}; register a "
-                f"MODEL resource holding a {self.kind} model (with, optionally, a labels .txt "
-                "file and a preprocess.json)"
+                f"MODEL resource holding the {self.kind} model file (with, optionally, a labels "
+                ".txt file and a preprocess.json)"
             )
         hint = f" (or open the session with the {self.hint_name} hint)" if self.hint_name else ""
         raise BadArgumentError(
