@@ -7,6 +7,8 @@ uses absolute imports, so its own name never shadows it.
 from __future__ import annotations
 
 import io
+import threading
+import warnings
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,9 @@ from vaccel.plugins.imaging.resources import ModelFiles
 
 EXTENSIONS = (".pt", ".pth", ".ptl", ".torchscript")
 OP = "torch_model_run"
+#: torch warns that TorchScript is deprecated (2.10 on); it is vAccel's format: loads are
+#: made one at a time with that warning silenced.
+_LOADING = threading.Lock()
 
 
 def is_torchscript(name: str, blob: bytes) -> bool:
@@ -39,9 +44,11 @@ class TorchModel:
     def __init__(self, files: ModelFiles) -> None:
         self.name = files.name
         try:
-            self.module = torch.jit.load(  # type: ignore[no-untyped-call]
-                io.BytesIO(files.model), map_location="cpu"
-            )
+            with _LOADING, warnings.catch_warnings():
+                warnings.filterwarnings("ignore", r"`torch\.jit\.load`", DeprecationWarning)
+                self.module = torch.jit.load(  # type: ignore[no-untyped-call]
+                    io.BytesIO(files.model), map_location="cpu"
+                )
         except Exception as exc:
             raise BadArgumentError(
                 message=f"model {files.name!r} (resource {files.resource_id}) is not a "
