@@ -31,13 +31,14 @@ from typing import Any
 import numpy as np
 
 from vaccel import AsyncSession, Config, Runtime, Session
-from vaccel.compat import run
 from vaccel.cli.spawn import SpawnedAgent, clean_env
+from vaccel.compat import run
 
 NOOP_CALLS = 300  # sequential noop calls per transport and client
 VADD_ELEMENTS = 2 << 20  # 2 Mi float32 elements: 8 MiB a vector
 VADD_CALLS = 5  # timed 8 MiB calls per transport and client (after one warm-up call)
 PAYLOAD = 3 * 4 * VADD_ELEMENTS  # two inputs and one output
+KNOWN = "issue 13 deliverable 2: uvloop's sock_connect cannot take an AF_VSOCK address"
 
 
 def _raw_time(family: int, address: tuple[Any, ...], out: int, back: int, count: int) -> float:
@@ -192,6 +193,12 @@ def main() -> int:
         for client, measure in clients.items():
             try:
                 times = {transport: measure(address) for transport, address in addresses.items()}
+            except TypeError as exc:
+                if client != "AsyncSession uvloop":
+                    raise
+                # The known bug the uvloop tests of tests/test_vsock.py expect (xfail).
+                print(f"VMTEST-FIGURE {client}: not measured, known bug: {exc} ({KNOWN})")
+                continue
             except Exception as exc:  # one client failing leaves the others' figures
                 print(f"VMTEST-FIGURE {client} failed: {type(exc).__name__}: {exc}", flush=True)
                 failed = True
