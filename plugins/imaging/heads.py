@@ -101,7 +101,8 @@ def classify(
     outputs: list[Array], labels: list[str] | None, model: str, top: int = 5
 ) -> list[Ranked]:
     """The `top` best classes of the first output, best first."""
-    if not outputs or outputs[0].size < 2 or outputs[0].dtype.kind not in "fiu":
+    first = outputs[0] if outputs else np.zeros(0)
+    if first.size < 2 or first.dtype.kind not in "fiu" or sum(d > 1 for d in first.shape) != 1:
         raise _unreadable("classify", model, outputs, "class scores ([1, C], C > 1)")
     scores = softmax(outputs[0].reshape(-1))
     if labels is not None and len(labels) != scores.size:
