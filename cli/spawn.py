@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -45,8 +46,11 @@ class SpawnedAgent:
         args = [agent_command(), *(extra_args or [])]
         for address in addresses:
             args += ["-a", address]
+        #: Everything the agent wrote to stderr (its log), kept for when something fails.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self._final = ""
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(env)
+            args, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=dict(env)
         )
         self.addresses: list[str] = []
         assert self.proc.stdout is not None
@@ -60,11 +64,32 @@ class SpawnedAgent:
                 return
         self.proc.wait(5)
         self.proc.stdout.close()
-        raise RuntimeError(f"vaccel-agent exited with status {self.proc.returncode} before serving")
+        self._final = self.stderr_text()
+        self._stderr.close()
+        raise RuntimeError(
+            f"vaccel-agent exited with status {self.proc.returncode} before serving; "
+            f"its stderr:\n{self.stderr_text()}"
+        )
 
     @property
     def pid(self) -> int:
+        """The agent's process id."""
         return self.proc.pid
+
+    def stderr_text(self) -> str:
+        """What the agent wrote to stderr so far."""
+        if self._stderr.closed:
+            return self._final
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def peak_rss(self) -> int:
+        """The agent's peak resident memory so far, in bytes (Linux)."""
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return 0
 
     def stop(self, timeout: float = 15.0) -> int:
         try:
@@ -79,3 +104,5 @@ class SpawnedAgent:
         finally:
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
+            self._final = self.stderr_text()
+            self._stderr.close()

@@ -71,6 +71,8 @@ class _ClientHandler(Handler):
             self.hello.set_result(event)
 
     def on_response(self, event: Response) -> None:
+        if event.status and self.link is not None:
+            self.link.abort(event.stream_id)  # refused early: stop sending its data
         fut = self.pending.pop(event.stream_id, None)
         if fut is not None and not fut.done():
             fut.set_result(event)

@@ -212,7 +212,7 @@ def _depth(value: Any, limit: int) -> int:
 
 
 def decode_counting(
-    body: bytes | memoryview, max_elements: int = 65536, max_depth: int = 32
+    body: bytes | memoryview, max_elements: int = 16384, max_depth: int = 32
 ) -> tuple[Any, bool]:
     """Decode a msgpack body within limits, and say whether it holds buffer references.
 
@@ -243,11 +243,18 @@ def decode_counting(
         raise ProtocolError(
             f"message body too large to decode: {exc}", Status.RESOURCE_EXHAUSTED, fatal=False
         ) from None
+    except ValueError as exc:
+        if "exceeds max_" in str(exc):  # msgpack's own length limits
+            raise ProtocolError(
+                f"message body too large to decode: {exc}", Status.RESOURCE_EXHAUSTED, fatal=False
+            ) from None
+        raise ProtocolError(f"message body is not valid msgpack: {exc}", fatal=False) from None
     except Exception as exc:  # msgpack raises many types; all mean "not a valid body"
         raise ProtocolError(
             f"message body is not valid msgpack: {type(exc).__name__}: {exc}", fatal=False
         ) from None
-    if count[1] > 4 and _depth(value, max_depth) > max_depth:
+    # Nesting deeper than max_depth needs more than max_depth lists: most bodies have a few.
+    if count[1] > max_depth and _depth(value, max_depth) > max_depth:
         raise ProtocolError(f"message body nests deeper than {max_depth} levels", fatal=False)
     return value, _Ref.made != before
 

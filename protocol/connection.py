@@ -71,7 +71,6 @@ class _Assembly:
     value: Any
     data: codec.MessageData | None
     has_bytes: bool = False
-    failure: Rejected | Response | None = None
     #: Bytes charged to the account while it is assembled (data and decoded body).
     size: int = 0
     #: When it was announced (progress timeout).
@@ -353,11 +352,9 @@ class Connection:
             )
         else:
             failure = None
-        if flags & _HAS_DATA:
-            self._assemblies[stream_id] = _Assembly(
-                kind, stream_id, [], None, None, failure=failure
-            )
-        elif failure is not None:
+        if flags & _HAS_DATA:  # skip its DATA frames as they come
+            self._assemblies[stream_id] = _Assembly(kind, stream_id, [], None, None)
+        if failure is not None:  # answered now: the sender may stop sending its data
             self._events.append(failure)
 
     def _parse_sizes(self, sizes: Any) -> int:
@@ -420,7 +417,9 @@ class Connection:
         if bool(sizes) != bool(flags & _HAS_DATA):
             raise ProtocolError("DATA flag and buffer list disagree", fatal=False)
         data = codec.MessageData(sizes) if sizes else None
-        value, has_bytes = codec.bind(value, data)
+        has_bytes = False
+        if has_refs:  # only a body that references buffers needs walking
+            value, has_bytes = codec.bind(value, data)
         cost = CALL_COST + BODY_COST * body_len + (total if data is not None else 0)
         if request:
             self._charge(cost, "request buffers")
@@ -451,7 +450,6 @@ class Connection:
             self._asm = None
             was_open = asm.data is not None and stream_id in self.open_streams
             self._abandon(asm)
-            asm.failure = None
             self._aborted(asm, was_open)
             return
         data = asm.data
@@ -484,9 +482,7 @@ class Connection:
         if asm is None or not asm.end:
             return
         del self._assemblies[asm.stream_id]
-        if asm.data is None:  # a discarded message: report why, now that it is skipped
-            if asm.failure is not None:
-                self._events.append(asm.failure)
+        if asm.data is None:  # a discarded message: skipped to its end
             return
         self._pending -= asm.size
         if asm.data.filled != asm.data.total:
@@ -521,7 +517,6 @@ class Connection:
         asm = self._assemblies.get(stream_id)
         if asm is not None:
             self._abandon(asm)
-            asm.failure = None
 
     def stalled(self, now: float, min_rate: float, grace: float) -> list[Rejected]:
         """Drop messages whose DATA arrives slower than `min_rate` bytes/s after `grace` s.

@@ -40,7 +40,7 @@ class Limits:
     max_depth: int = 32
     #: Most values (list and map entries, all levels together) in one message body:
     #: bounds the time decoding may hold the event loop.
-    max_elements: int = 65536
+    max_elements: int = 16384
 
     def to_wire(self) -> dict[str, int]:
         """The limits a peer must respect, as HELLO announces them."""

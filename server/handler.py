@@ -109,6 +109,7 @@ class AgentConnection(Handler):
         self.reading_paused = False
         self._seen = -1
         self._active = self.opened
+        self._partial_since: tuple[float, int] | None = None
         self._counted_connection = False
 
     # ------------------------------------------------------------------ opening
@@ -368,10 +369,11 @@ class AgentConnection(Handler):
             if config.handshake_timeout and now - self.opened > config.handshake_timeout:
                 self.close(Status.DEADLINE_EXCEEDED, "no HELLO within the handshake timeout")
             return
-        if config.progress_timeout and proto.reader.partial and silent > config.progress_timeout:
+        if config.progress_timeout and self._frame_crawls(now, received):
             self.close(
                 Status.DEADLINE_EXCEEDED,
-                f"a frame stopped arriving for {silent:.0f} s (progress timeout)",
+                f"a frame arrived slower than {config.min_rate} bytes/s for "
+                f"{config.progress_timeout:g} s (progress timeout)",
             )
             return
         idle = not self.calls and not proto.open_streams and not proto.assembling
@@ -385,6 +387,25 @@ class AgentConnection(Handler):
                 )
                 self._answer(refused.stream_id, refused.status, refused.message)
         self._maybe_resume()
+
+    def _frame_crawls(self, now: float, received: int) -> bool:
+        """True when a started frame has been arriving slower than the minimum rate."""
+        assert self.proto is not None
+        if not self.proto.reader.partial:
+            self._partial_since = None
+            return False
+        if self._partial_since is None:
+            self._partial_since = (now, received)
+            return False
+        since, at = self._partial_since
+        elapsed = now - since
+        config = self.state.config
+        if elapsed < config.progress_timeout:
+            return False
+        if received - at >= config.min_rate * elapsed:
+            self._partial_since = (now, received)  # a fair rate: measure the next period
+            return False
+        return True
 
     # ------------------------------------------------------------------ closing
 

@@ -50,9 +50,9 @@ def metrics_host_port(raw: str) -> tuple[str, int]:
     """HOST and PORT of a `tcp://HOST:PORT` metrics address (ValueError if not one)."""
     try:
         address = parse_address(raw)
-    except AddressError as exc:
-        raise ValueError(f"--metrics-address: {exc}") from None
-    if address.scheme != "tcp":
+    except AddressError:
+        address = None
+    if address is None or address.scheme != "tcp":
         raise ValueError(f"--metrics-address must be tcp://HOST:PORT; got {raw!r}")
     return address.host, address.port
 
@@ -67,9 +67,16 @@ def require() -> None:
 
 def _type_name(value: int) -> str:
     try:
-        return PluginType(value).name
+        return str(PluginType(value).name)
     except ValueError:
         return str(value)
+
+
+def _go_float(value: float) -> str:
+    """A bucket bound as Prometheus writes it (`0.5`, `1.0`, `5e-05`)."""
+    from prometheus_client.utils import floatToGoString
+
+    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
 def families(stats: dict[str, Any]) -> Iterator[Any]:
@@ -79,7 +86,6 @@ def families(stats: dict[str, Any]) -> Iterator[Any]:
         GaugeMetricFamily,
         HistogramMetricFamily,
     )
-    from prometheus_client.utils import floatToGoString
 
     info = GaugeMetricFamily(
         "vaccel_agent_info", "The agent's name and version", labels=["agent", "version"]
@@ -121,7 +127,7 @@ def families(stats: dict[str, Any]) -> Iterator[Any]:
         cumulative, running = [], 0.0
         for i, bound in enumerate(bounds):
             running += counts[i]
-            cumulative.append((floatToGoString(bound), running))
+            cumulative.append((_go_float(bound), running))
         running += counts[len(bounds)]
         cumulative.append(("+Inf", running))
         latency.add_metric([str(method)], cumulative, sum_value=counts[-1])
@@ -238,7 +244,10 @@ class MetricsServer:
 
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StatsCollector(source))
-        self._server, self._thread = start_http_server(port, host, self.registry)
+        try:
+            self._server, self._thread = start_http_server(port, host, self.registry)
+        except OSError as exc:
+            raise OSError(exc.errno, f"--metrics-address {address}: {exc.strerror}") from None
         self.host = host
         self.port = int(self._server.server_port)
         self._closed = threading.Event()

@@ -45,7 +45,7 @@ from typing import Any
 from vaccel import log
 from vaccel.protocol.address import Address
 from vaccel.runtime import Runtime
-from vaccel.transport.sockets import SocketServer
+from vaccel.transport.fdtransport import SocketServer
 
 from .agent import Agent
 from .config import AgentConfig
@@ -80,8 +80,9 @@ def share(total: int, index: int, count: int) -> int:
 
 def worker_config(config: AgentConfig, index: int, count: int) -> AgentConfig:
     """The settings of one worker: its share of every agent-wide and per-peer budget."""
-    values = {name: share(getattr(config, name), index, count) for name in SHARED}
-    mine = dataclasses.replace(config, metrics_address=None, **values)
+    mine = dataclasses.replace(config, metrics_address=None)
+    for name in SHARED:
+        setattr(mine, name, share(getattr(config, name), index, count))
     mine.max_connection_memory = min(mine.max_connection_memory, mine.max_peer_memory)
     mine.max_connection_sessions = min(mine.max_connection_sessions, mine.max_peer_sessions)
     return mine

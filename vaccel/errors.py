@@ -95,7 +95,7 @@ class ConnectionLostError(UnavailableError):
     default_code = errno.ECONNRESET
 
 
-class SessionLostError(UnavailableError):
+class SessionLostError(ConnectionLostError):
     """The session lived on an agent connection that is gone: its state went with it.
 
     It is never recreated behind the caller's back; open a new session.
