@@ -89,3 +89,26 @@ async def test_close_frees_the_sessions_of_connected_clients(tmp_path: Path) -> 
         await agent.close()  # the client is still connected
         assert not list(runtime.closeables) and not agent.connections
         await client.close()
+
+
+@pytest.mark.asyncio
+async def test_a_client_killed_mid_transfer_gives_its_budget_back(tmp_path: Path) -> None:
+    from vaccel.protocol.connection import Connection
+
+    async with running_agent(tmp_path, address="tcp://127.0.0.1:0") as (agent, address):
+        state = agent.state
+        host, port = address[len("tcp://") :].rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        conn = Connection(client=True)
+        writer.write(conn.hello())
+        await reader.read(4096)  # the agent's HELLO
+        big = np.ones(2 << 20, np.float32)  # 8 MiB each way
+        _, frames = conn.request("op", [1, int(OpType.FPGA_VECTORADD), [big, big]])
+        wire = b"".join(bytes(c) for f in frames for c in f)
+        writer.write(wire[: len(wire) // 2])  # half of it, then the client dies
+        await writer.drain()
+        await _until(lambda: state.memory.used > 8 << 20)
+        assert state.memory.used > 8 << 20  # the half-received message is charged
+        writer.transport.abort()
+        await _until(lambda: state.memory.used == 0 and not agent.connections)
+        assert state.memory.used == 0 and not agent.connections
