@@ -197,7 +197,8 @@ def torch_model(args: list[str]) -> int:
         session.register_resource(resource)
         session.torch_model_load(resource)
         for _ in range(_count(rest, 0, 1, "N")):
-            outputs = session.torch_model_run(resource, [torch_ops.Tensor.from_numpy(_ramp(dims))])
+            tensor: Any = torch_ops.Tensor.from_numpy(_ramp(dims))
+            outputs = session.torch_model_run(resource, [tensor])
             _print_tensors(outputs)
     return 0
 
@@ -213,7 +214,7 @@ def tflite_model(args: list[str]) -> int:
         session.register_resource(resource)
         session.tflite_model_load(resource)
         for _ in range(_count(rest, 0, 1, "N")):
-            tensor = lite.Tensor.from_numpy(_ramp(dims))
+            tensor: Any = lite.Tensor.from_numpy(_ramp(dims))
             outputs, status = session.tflite_model_run(resource, [tensor], 1)
             _print_tensors(outputs)
             print(f"status: {status}")
