@@ -309,7 +309,7 @@ def test_sync_sessions_on_threads(runtime: Runtime) -> None:
 async def test_sigterm_with_calls_in_flight(request: pytest.FixtureRequest) -> None:
     """SIGTERM: the agent drains in-flight calls and exits 0; no client call hangs.
 
-    Slow calls (exec time.sleep) are started a second before the signal, so the agent is
+    Slow calls (exec time.sleep) are started well before the signal, so the agent is
     running them when it comes: drained, they are answered. (A client that sent one call at
     a time would have only the first of them at the agent, so at least one must be.) The
     other calls, sent around the signal, get their answer or UnavailableError. A sync
@@ -327,6 +327,7 @@ async def test_sigterm_with_calls_in_flight(request: pytest.FixtureRequest) -> N
     sync_rt = Runtime(Config(plugins="vsock", rpc_address=address, log_level=0))
     sync_outcome: list[BaseException] = []
     sync_calls = 0
+    sync_answered = threading.Event()  # the sync session's first call was answered
 
     def sync_caller() -> None:  # a sync Session on a thread, calling until the agent is gone
         nonlocal sync_calls
@@ -336,6 +337,7 @@ async def test_sigterm_with_calls_in_flight(request: pytest.FixtureRequest) -> N
                     a = _vector(1 + 997 * i % 70_000, i)
                     Workload.check("fpga_vadd", s.fpga_vadd(a, a), a + a)
                     sync_calls += 1
+                    sync_answered.set()
         except BaseException as exc:
             sync_outcome.append(exc)
 
@@ -358,9 +360,12 @@ async def test_sigterm_with_calls_in_flight(request: pytest.FixtureRequest) -> N
     try:
         async with timeout(PATIENCE), AsyncSession(runtime=rt) as s:
             await s.noop()
-            thread.start()
             slow = [asyncio.ensure_future(s.exec("time", "sleep", [2.0])) for _ in range(3)]
-            await asyncio.sleep(1.0)  # the slow calls are at the agent, in its pool
+            thread.start()
+            # Once the sync session (connected after the slow calls were sent) has an
+            # answer, the slow calls are at the agent, in its pool (emulation is slow).
+            assert await asyncio.to_thread(sync_answered.wait, PATIENCE), sync_outcome
+            await asyncio.sleep(0.3)
             busy = [
                 asyncio.ensure_future(s.fpga_vadd(_vector(n, n), _vector(n, n + 1))) for n in sizes
             ]
