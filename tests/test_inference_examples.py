@@ -156,3 +156,22 @@ def test_torch_and_tflite_examples_run_their_models(files: Path) -> None:
     run = example("tflite", "--", *model_args, VACCEL_PLUGINS="tflite")
     assert run.returncode == 0, run.stderr
     assert "output 0: dims [1, 896, 16] values: " in run.stdout and "status: 0" in run.stdout
+
+
+def test_vaccel_info_lists_the_inference_plugins() -> None:
+    run = subprocess.run(
+        [str(VACCEL), "info"],
+        capture_output=True,
+        text=True,
+        env=clean_env(VACCEL_PLUGINS=AGENT_PLUGINS),
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    for plugin, op in (
+        ("onnx", "classify"),
+        ("tflite", "tflite_model_run"),
+        ("torch", "torch_model_run"),
+    ):
+        assert f"plugin {plugin} (" in run.stdout
+        assert f"  {op}" in run.stdout

@@ -9,7 +9,7 @@ Subclasses say which files they read (`accepts`) and how to load one (`load_back
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from vaccel.enums import ResourceType
 from vaccel.errors import BadArgumentError
@@ -43,6 +43,11 @@ class InferencePlugin(Plugin):
     def load_backend(self, files: ModelFiles) -> Backend:
         """Load a model (BadArgumentError naming the file when it is not a valid one)."""
         raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """The framework and the models this plugin runs (for `vaccel info`)."""
+        model = getattr(self, "_model", None)
+        return {"framework": getattr(model, "FRAMEWORK", "not loaded"), "models": self.kind}
 
     # ------------------------------------------------------------------ session state
 

@@ -15,6 +15,8 @@ from vaccel.errors import BadArgumentError
 from vaccel.plugins.imaging.backend import TensorSpec
 from vaccel.plugins.imaging.resources import ModelFiles
 
+#: What `vaccel info` shows of the framework.
+FRAMEWORK = f"onnxruntime {ort.__version__}"
 #: onnxruntime's element type names -> NumPy.
 DTYPES = {
     "tensor(float)": np.float32,

@@ -1,5 +1,7 @@
-"""What the rpc plugin proves to its agents: TLS settings for tls:// addresses.
+"""What the rpc plugin proves to its agents: a token, and TLS settings for tls:// addresses.
 
+VACCEL_RPC_TOKEN (`tenant:token`) or VACCEL_RPC_TOKEN_FILE (a file holding it) for
+agents that want a token (HMAC challenge-response: the token is never sent).
 VACCEL_RPC_TLS_CA (the CA that signed the agent's certificate; default: the system's),
 VACCEL_RPC_TLS_CERT and VACCEL_RPC_TLS_KEY (a client certificate, for agents that
 require one). Hostnames are verified; TLS 1.2 at the least.
@@ -11,6 +13,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
+from vaccel.client.common import token_from
 from vaccel.config import Config
 from vaccel.errors import PluginError
 from vaccel.protocol.address import Address
@@ -56,4 +59,4 @@ def client_credentials(config: Config, addresses: list[Address]) -> Credentials:
             env.get("VACCEL_RPC_TLS_CERT") or None,
             env.get("VACCEL_RPC_TLS_KEY") or None,
         )
-    return Credentials(context)
+    return Credentials(context, {"token": token_from(env)})

@@ -13,6 +13,8 @@ from vaccel.ops.tensors import RawTensor
 from vaccel.ops.tf import TensorType, TensorTypeMapper
 
 OP = "tf_model_run"
+#: What `vaccel info` shows of the framework.
+FRAMEWORK = f"tensorflow {tf.__version__}"
 
 
 class SavedModel:

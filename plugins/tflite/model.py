@@ -7,6 +7,7 @@ shape the model leaves open (-1 in its signature) are resized to what is fed.
 from __future__ import annotations
 
 import threading
+from importlib.metadata import version
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,8 @@ from vaccel.errors import BadArgumentError
 from vaccel.plugins.imaging.backend import TensorSpec
 from vaccel.plugins.imaging.resources import ModelFiles
 
+#: What `vaccel info` shows of the framework.
+FRAMEWORK = f"ai-edge-litert {version('ai-edge-litert')}"
 #: The identifier at bytes 4..8 of every TFLite flatbuffer.
 MAGIC = b"TFL3"
 

@@ -19,6 +19,8 @@ from vaccel.ops.tensors import RawTensor
 from vaccel.ops.torch import TensorType, TensorTypeMapper
 from vaccel.plugins.imaging.resources import ModelFiles
 
+#: What `vaccel info` shows of the framework.
+FRAMEWORK = f"torch {torch.__version__}"
 EXTENSIONS = (".pt", ".pth", ".ptl", ".torchscript")
 OP = "torch_model_run"
 #: torch warns that TorchScript is deprecated (2.10 on); it is vAccel's format: loads are
