@@ -138,7 +138,7 @@ def to_original(values: Array, transform: Transform) -> Array:
     height, width = values.shape
     a = width / transform.sx
     e = height / transform.sy
-    image = Image.fromarray(np.ascontiguousarray(values, np.float32), mode="F")
+    image = Image.fromarray(np.ascontiguousarray(values, np.float32))  # mode F
     moved = image.transform(
         (transform.width, transform.height),
         Image.Transform.AFFINE,
