@@ -24,8 +24,8 @@ Metrics: the parent serves `--metrics-address` itself. At each scrape it asks ev
 worker for its `stats.snapshot` over a control socket (a thread in the worker answers,
 off the worker's event loop) and adds them up (`stats.merge`); a worker that ended
 leaves its counters behind, so merged counters never go down. The parent restarts a
-worker that dies, forwards SIGTERM and SIGINT to all of them (each drains), and exits
-when they have.
+worker that dies, forwards SIGTERM and SIGINT to all of them (each drains) and SIGHUP
+(each reloads), and exits when they have.
 """
 
 from __future__ import annotations
@@ -351,11 +351,19 @@ class Supervisor:
                     with contextlib.suppress(ProcessLookupError):
                         worker.proc.send_signal(signal.SIGTERM)
 
+    def forward(self, signum: int) -> None:
+        """SIGHUP (reload the token file): every worker reloads."""
+        for worker in self.workers:
+            if worker.ready and worker.proc is not None and worker.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.proc.send_signal(signum)
+
     async def run(self, banner: str) -> int:
         """Serve until stopped; the exit status."""
         self.bind()
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(sig, self.signal, sig)
+        self.loop.add_signal_handler(signal.SIGHUP, self.forward, signal.SIGHUP)
         try:
             await asyncio.gather(*(self.spawn(w) for w in self.workers))
         except (OSError, RuntimeError) as exc:
