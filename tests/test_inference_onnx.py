@@ -197,3 +197,19 @@ def test_remote_result_images_come_back_into_the_clients_session(agent: AgentPro
             valid_png(path, (SQUARE_IMAGE[1], SQUARE_IMAGE[0]))
     finally:
         runtime.close()
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox", "crop"])
+def test_boxes_and_masks_map_back_however_the_image_was_resized(
+    runtime: Runtime, resize: str
+) -> None:
+    image = red_square(SQUARE, SQUARE_IMAGE)
+    config = f'{{"resize": "{resize}"}}'.encode()
+    resource = model_resource({"redspot.onnx": redspot(), "preprocess.json": config})
+    with Session(runtime=runtime) as s:
+        s.register_resource(resource)
+        detected = valid_png(s.detect(image), (SQUARE_IMAGE[1], SQUARE_IMAGE[0]))
+        segmented = valid_png(s.segment(image), (SQUARE_IMAGE[1], SQUARE_IMAGE[0]))
+    (found,) = detected["detections"]
+    np.testing.assert_allclose(found["box"], SQUARE, atol=3.5)
+    np.testing.assert_allclose(segmented["box"], SQUARE, atol=3.5)
