@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from vaccel.enums import ResourceType
-from vaccel.errors import BadArgumentError
+from vaccel.errors import BadArgumentError, PermissionDeniedError
 from vaccel.plugin import Plugin, ResourceLike, SessionLike
 
 from .backend import Backend
@@ -84,7 +84,11 @@ class InferencePlugin(Plugin):
         """The model an image op uses: the latest registered one this plugin runs."""
         others = []
         for rid in self.models(session).newest_first():
-            resource = session.resource(rid)
+            try:
+                resource = session.resource(rid)
+            except PermissionDeniedError:  # its registration failed in a later plugin
+                self.models(session).remove(rid)
+                continue
             if find_model(resource, self.accepts) is not None:
                 return self.load(session, rid)
             others.append(f"resource {rid}: {', '.join(resource.names)}")
