@@ -11,10 +11,10 @@ cd "$(dirname "$0")/.."
 export HOME=/root TMPDIR=/tmp LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PYTHONDONTWRITEBYTECODE=1 PYVACCEL_VM_GUEST=1
 
-echo "guest: $(uname -r), $(nproc) CPUs, vsock loopback: $(test -e /dev/vsock && echo yes || echo no)"
+echo "guest: $(uname -r), $(nproc) CPUs, /dev/vsock: $(test -e /dev/vsock && echo yes || echo no)"
 
 # Emulation (TCG) is several times slower than the host: a longer per-test timeout.
-.venv/bin/python -m pytest -q --color=no --timeout=240 -rfEs tests/test_vsock*.py 2>&1 \
+.venv/bin/python -m pytest -q --color=no --timeout=240 -rfEsxX tests/test_vsock*.py 2>&1 \
     | tee /tmp/pytest.log
 status=${PIPESTATUS[0]}
 echo "VMTEST-SUMMARY $(grep -E '[0-9]+ (passed|failed|error|errors|skipped)' /tmp/pytest.log \
