@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
-from vaccel.client.blocking import BlockingClient
+from vaccel.client.credentials import tool_client
 from vaccel.config import Config
 from vaccel.errors import VaccelError
 
@@ -22,7 +22,7 @@ def check(address: str, timeout: float) -> tuple[str, str]:
     """The agent's state and, when it is not serving, why."""
     deadline = time.monotonic() + timeout
     try:
-        client = BlockingClient(address, timeout=timeout, keepalive=0)
+        client = tool_client(address, timeout, public=True)
     except VaccelError as exc:
         return UNREACHABLE, exc.message
     try:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from vaccel.catalogue import CATALOGUE
-from vaccel.client.blocking import BlockingClient
+from vaccel.client.credentials import tool_client
 from vaccel.enums import OpType, PluginType
 from vaccel.errors import VaccelError
 
 
 def agent_info(address: str, timeout: float = 10.0) -> dict[str, Any]:
     """The agent's answer to `agent.info`."""
-    client = BlockingClient(address, timeout=timeout)
+    client = tool_client(address, timeout)
     try:
         answer: dict[str, Any] = client.call("agent.info", [], timeout=timeout)
     finally:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from vaccel.client.blocking import BlockingClient
+from vaccel.client.credentials import tool_client
 from vaccel.config import Config
 from vaccel.server.stats import calls_by_op, quantile
 
@@ -172,7 +172,7 @@ def top(address: str | None, interval: float, once: bool, timeout: float = 10.0)
 
     where = address or Config.from_env().rpc_address.split(",")[0].strip()
     interval = max(0.05, interval)
-    client = BlockingClient(where, timeout=timeout)
+    client = tool_client(where, timeout)
     try:
         prev = client.call("agent.stats", [], timeout=timeout)
         then = time.monotonic()

@@ -26,7 +26,7 @@ from vaccel.errors import (
 from vaccel.protocol.address import Address, AddressError, parse_address
 from vaccel.protocol.connection import Connection
 from vaccel.protocol.errors import ProtocolError
-from vaccel.protocol.events import GoAway, Hello, Ping, Response
+from vaccel.protocol.events import Auth, GoAway, Hello, Ping, Response
 from vaccel.transport.adapter import Handler, Link
 from vaccel.transport.errors import broke_protocol, lost, map_connect_errors
 from vaccel.transport.sockets import open_connection
@@ -34,6 +34,7 @@ from vaccel.transport.sockets import open_connection
 from .common import (
     CLIENT_NAME,
     DEFAULT_KEEPALIVE,
+    Handshake,
     call_result,
     goaway_error,
     keepalive_expired,
@@ -44,9 +45,13 @@ from .common import (
 class _ClientHandler(Handler):
     """The client's side of the events: resolve calls, watch liveness."""
 
-    def __init__(self, address: Address, keepalive: float) -> None:
+    def __init__(
+        self, address: Address, keepalive: float, token: str | None, public: bool = False
+    ) -> None:
         self.address = address
         self.keepalive = keepalive
+        self.handshake = Handshake(address, token, public)
+        self.agent_hello: Hello | None = None
         self.link: Link | None = None
         self.proto: Connection | None = None
         self.loop = asyncio.get_running_loop()
@@ -67,8 +72,29 @@ class _ClientHandler(Handler):
         return self.proto
 
     def on_hello(self, event: Hello) -> None:
-        if not self.hello.done():
+        assert self.proto is not None and self.link is not None
+        self.agent_hello = event
+        try:
+            frame = self.handshake.on_hello(self.proto, event)
+        except VaccelError as exc:
+            self.fail(exc)
+            self.link.close()
+            return
+        if frame is not None:
+            self.link.send(frame)  # the connection is ready once the agent accepts it
+        elif not self.hello.done():
             self.hello.set_result(event)
+
+    def on_auth(self, event: Auth) -> None:
+        assert self.proto is not None and self.link is not None and self.agent_hello
+        try:
+            self.handshake.on_auth(self.proto, event)
+        except VaccelError as exc:
+            self.fail(exc)
+            self.link.close()
+            return
+        if not self.hello.done():
+            self.hello.set_result(self.agent_hello)
 
     def on_response(self, event: Response) -> None:
         if event.status and self.link is not None:
@@ -146,13 +172,20 @@ class AsyncClient:
         keepalive: float = DEFAULT_KEEPALIVE,
         ssl_context: ssl.SSLContext | None = None,
         source: str | None = None,
+        token: str | None = None,
+        public: bool = False,
     ) -> AsyncClient:
-        """Connect and complete the handshake; UnavailableError says why it failed."""
+        """Connect and complete the handshake (proving `token` when the agent wants one).
+
+        UnavailableError says why it failed; UnauthenticatedError that the token was
+        refused or is missing. `public`: without a token, connect anyway for the agent's
+        public methods (`health.check`).
+        """
         try:
             addr = parse_address(address) if isinstance(address, str) else address
         except AddressError as exc:
             raise BadArgumentError(message=str(exc)) from None
-        handler = _ClientHandler(addr, keepalive)
+        handler = _ClientHandler(addr, keepalive, token, public)
         with map_connect_errors(addr, timeout):
             async with compat.timeout(timeout):
                 _, link = await open_connection(

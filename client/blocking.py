@@ -28,13 +28,14 @@ from vaccel.errors import (
 from vaccel.protocol.address import Address, AddressError, parse_address
 from vaccel.protocol.connection import Connection
 from vaccel.protocol.errors import ProtocolError
-from vaccel.protocol.events import Event, GoAway, Hello, Response
+from vaccel.protocol.events import Auth, Event, GoAway, Hello, Response
 from vaccel.transport.errors import broke_protocol, lost, map_connect_errors
 from vaccel.transport.sockets import open_blocking
 
 from .common import (
     CLIENT_NAME,
     DEFAULT_KEEPALIVE,
+    Handshake,
     call_result,
     goaway_error,
     keepalive_expired,
@@ -73,6 +74,8 @@ class BlockingClient:
         keepalive: float = DEFAULT_KEEPALIVE,
         ssl_context: ssl.SSLContext | None = None,
         source: str | None = None,
+        token: str | None = None,
+        public: bool = False,
     ) -> None:
         try:
             self.address = parse_address(address) if isinstance(address, str) else address
@@ -85,10 +88,16 @@ class BlockingClient:
         with map_connect_errors(self.address, timeout):
             self.sock = open_blocking(self.address, timeout, ssl_context, source)
             try:
+                deadline = time.monotonic() + timeout
                 self._send([[self.proto.hello()]])
-                self.peer: Hello = self._wait(
-                    lambda e: isinstance(e, Hello), time.monotonic() + timeout
-                )
+                self.peer: Hello = self._wait(lambda e: isinstance(e, Hello), deadline)
+                handshake = Handshake(self.address, token, public)
+                frame = handshake.on_hello(self.proto, self.peer)
+                if frame is not None:
+                    self._send([[frame]])
+                    handshake.on_auth(
+                        self.proto, self._wait(lambda e: isinstance(e, Auth), deadline)
+                    )
             except BaseException:
                 self.sock.close()
                 raise

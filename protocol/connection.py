@@ -48,6 +48,19 @@ KNOWN_CAPS = frozenset({"inline-arrays", "cancel", "ping", "deadline", "abort", 
 # Plain ints for the hot path (IntFlag arithmetic runs in Python).
 _END, _ACK, _HAS_DATA, _ABORT = int(Flags.END), int(Flags.ACK), int(Flags.DATA), int(Flags.ABORT)
 _STREAM_ZERO = frozenset({FrameType.HELLO, FrameType.GOAWAY, FrameType.PING, FrameType.AUTH})
+#: Before authentication: the handshake, and small requests (the agent answers only its
+#: public methods, the health check) with their responses.
+_BEFORE_AUTH = frozenset(
+    {
+        FrameType.AUTH,
+        FrameType.GOAWAY,
+        FrameType.PING,
+        FrameType.HELLO,
+        FrameType.REQUEST,
+        FrameType.RESPONSE,
+        FrameType.CANCEL,
+    }
+)
 
 
 class State(enum.Enum):
@@ -55,6 +68,8 @@ class State(enum.Enum):
 
     #: Nothing but HELLO (or a refusing GOAWAY) is accepted yet.
     AWAIT_HELLO = "await-hello"
+    #: HELLO done, the agent wants a token: nothing but AUTH (and PING) until it is proven.
+    AWAIT_AUTH = "await-auth"
     #: Handshake done: requests and responses flow.
     OPEN = "open"
     #: A GOAWAY was sent or received: nothing more is accepted.
@@ -127,8 +142,11 @@ class Connection:
         agent: str = "pyvaccel",
         account: Account | None = None,
         clock: Callable[[], float] = time.monotonic,
+        require_auth: bool = False,
     ) -> None:
         self.client = client
+        #: Agent: clients must authenticate (AUTH) before anything else.
+        self.require_auth = require_auth
         self.limits = limits
         self.agent = agent
         self.account = account if account is not None else unlimited()
@@ -209,6 +227,12 @@ class Connection:
                 f"expected HELLO as the first frame; got frame type {f.type}",
                 Status.FAILED_PRECONDITION,
             )
+        if self.state is State.AWAIT_AUTH and f.type not in _BEFORE_AUTH:
+            raise ProtocolError(
+                "authenticate first: this agent accepts nothing before a valid token "
+                "(VACCEL_RPC_TOKEN)",
+                Status.UNAUTHENTICATED,
+            )
         if f.type in _STREAM_ZERO:
             if f.stream_id != 0:
                 raise ProtocolError(f"frame type {f.type} must use stream 0; got {f.stream_id}")
@@ -249,8 +273,12 @@ class Connection:
             max_message=limits.get("message", DEFAULT_LIMITS.max_message),
             max_streams=limits.get("streams", DEFAULT_LIMITS.max_streams),
         )
-        self.reader.max_control = self.limits.max_header
-        self.state = State.OPEN
+        wants_token = self.require_auth if not self.client else bool(hello.nonce)
+        if wants_token:  # only a small AUTH frame may come before authentication
+            self.state = State.AWAIT_AUTH
+        else:
+            self.reader.max_control = self.limits.max_header
+            self.state = State.OPEN
         self._events.append(hello)
 
     def _on_goaway(self, f: Frame) -> None:
@@ -267,7 +295,15 @@ class Connection:
             raise ProtocolError(f"PING payload must be 8 bytes; got {len(f.payload)}")
         self._events.append(Ping(f.payload, bool(f.flags & _ACK)))
 
+    def authenticated(self) -> None:
+        """The token was proven (agent: the client's; client: the agent's reply)."""
+        if self.state is State.AWAIT_AUTH:
+            self.reader.max_control = self.limits.max_header
+            self.state = State.OPEN
+
     def _on_auth(self, f: Frame) -> None:
+        if self.state is not State.AWAIT_AUTH:
+            raise ProtocolError("AUTH outside the handshake (sent twice, or not asked for)")
         try:
             fields = msgpack.unpackb(f.payload, raw=False, max_array_len=8, max_map_len=8)
             if not isinstance(fields, dict):
@@ -308,6 +344,11 @@ class Connection:
     def _on_message(self, f: Frame) -> None:
         """A REQUEST or RESPONSE header: one parser for both directions."""
         kind, stream_id, flags = f.type, f.stream_id, f.flags
+        if self.state is State.AWAIT_AUTH and flags & _HAS_DATA:
+            raise ProtocolError(
+                "authenticate first: nothing with data is accepted before a valid token",
+                Status.UNAUTHENTICATED,
+            )
         expected = self._check_stream(kind, stream_id)
         if flags & _HAS_DATA and len(self._assemblies) >= self.limits.max_streams:
             raise ProtocolError(

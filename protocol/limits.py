@@ -120,6 +120,13 @@ class Account:
         self.held += amount
         return True
 
+    def extend(self, budget: Budget) -> None:
+        """Add a budget to the chain, charging it what the account already holds."""
+        with budget._lock:
+            budget.used += self.held
+            budget.peak = max(budget.peak, budget.used)
+        self.budgets.append(budget)
+
     def give(self, amount: int) -> None:
         """Return `amount` to every budget of the chain."""
         if amount <= 0:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
+import sys
 import time
 from typing import Any
 
@@ -75,8 +77,31 @@ class Agent:
             await self.close()
             raise
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self._warn_if_open(addresses)
         self.state.serving = True
         return self.bound
+
+    def _warn_if_open(self, addresses: list[Address]) -> None:
+        """Anyone who reaches a plain TCP port off loopback can use the accelerator: say so."""
+        if self.state.tokens is not None:
+            return
+        for address in addresses:
+            if address.scheme == "tcp" and not _loopback(address.host):
+                message = (
+                    f"vaccel-agent: warning: {address} accepts anyone who can reach it "
+                    "(no --token-file, no TLS): see the README's Security section"
+                )
+                log.warning(message)
+                print(message, file=sys.stderr, flush=True)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read --token-file (a bad file keeps the old tokens)."""
+        try:
+            count = self.state.load_tokens()
+        except ValueError as exc:
+            log.error(f"agent: kept the old tokens: {exc}")
+            return
+        log.info(f"agent: reloaded {count} tokens")
 
     async def _sweep(self) -> None:
         while True:
@@ -129,3 +154,12 @@ class Agent:
         self._unix_paths.clear()
         if self.metrics is not None:
             self.metrics.close()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

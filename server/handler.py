@@ -25,15 +25,16 @@ from typing import Any
 from vaccel import compat, log
 from vaccel.cancel import CallScope
 from vaccel.errors import ResourceExhaustedError, VaccelError, status_of
+from vaccel.protocol import auth
 from vaccel.protocol.codec import EncodeError
 from vaccel.protocol.connection import Connection, State
 from vaccel.protocol.errors import ProtocolError
-from vaccel.protocol.events import Cancel, Hello, Rejected, Request
+from vaccel.protocol.events import Auth, Cancel, Hello, Rejected, Request
 from vaccel.protocol.limits import Account, Budget
 from vaccel.protocol.status import Status
 from vaccel.transport.adapter import Handler, Link
 
-from .dispatch import handler_of, parse_op
+from .dispatch import PUBLIC, handler_of, parse_op
 from .sessions import OwnedObjects
 from .state import AgentState, PeerState
 
@@ -72,6 +73,20 @@ class Call:
         self.future: concurrent.futures.Future[Any] | None = None
 
 
+def identity_of(link: Link, peer: str) -> str:
+    """The tenant a connection is before any token: a client certificate's subject (mutual
+    TLS), a vsock CID or a unix uid; else "anonymous"."""
+    cert = link.extra("peercert")
+    if cert:
+        for rdn in cert.get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    return str(value)
+    if peer.startswith(("cid:", "uid:")):
+        return peer
+    return "anonymous"
+
+
 def peer_of(link: Link) -> str:
     """The peer key: a TCP source address, a vsock CID, or a unix peer uid."""
     sock = link.extra("socket")
@@ -105,7 +120,7 @@ class AgentConnection(Handler):
         self.owned: OwnedObjects | None = None
         self.loop = asyncio.get_event_loop()
         self.opened = time.monotonic()
-        self.authenticated = True
+        self.nonce = b""
         self.reading_paused = False
         self._seen = -1
         self._active = self.opened
@@ -130,7 +145,11 @@ class AgentConnection(Handler):
         )
         self.calls_account = Account([peer.calls, state.calls])
         self.proto = Connection(
-            client=False, limits=state.limits, agent=state.name, account=self.memory
+            client=False,
+            limits=state.limits,
+            agent=state.name,
+            account=self.memory,
+            require_auth=state.tokens is not None,
         )
         self.owned = OwnedObjects(
             state.runtime,
@@ -151,11 +170,58 @@ class AgentConnection(Handler):
         if not slot.take(1):
             message = state.refused(slot, "a new connection", "connections")
             self.loop.call_soon(self.close, Status.RESOURCE_EXHAUSTED, message)
-        else:
-            self._counted_connection = True
-            self.connection_slot = slot
+            return self.proto
+        self._counted_connection = True
+        self.connection_slot = slot
+        refusal = self._peer_rule()
+        if refusal is None and state.tokens is None:  # with tokens, the token names the tenant
+            refusal = self._join_tenant(identity_of(link, self.peer_key))
+        if refusal is not None:
+            status, message = refusal
+            self.loop.call_soon(self.close, status, message)
         log.info(f"agent: connection from {self.describe}")
         return self.proto
+
+    def _peer_rule(self) -> tuple[Status, str] | None:
+        """--allow-cid and --allow-uid: a refusal for peers not on the list."""
+        state, key = self.state, self.peer_key
+        for prefix, allowed, flag in (
+            ("cid:", state.allow_cids, "--allow-cid"),
+            ("uid:", state.allow_uids, "--allow-uid"),
+        ):
+            if allowed is not None and key.startswith(prefix):
+                number = key[len(prefix) :]
+                if not number.isdigit() or int(number) not in allowed:
+                    reason = f"{key} is not allowed to connect ({flag})"
+                    state.auth_failed(key, reason, "peer")
+                    return Status.PERMISSION_DENIED, reason
+        return None
+
+    def _join_tenant(self, name: str) -> tuple[Status, str] | None:
+        """Count the connection against tenant `name`'s quotas (a refusal if over one)."""
+        assert self.owned is not None
+        self.tenant = name
+        self.owned.describe = self.describe
+        budgets = self.state.tenant(name).budgets
+        slot = budgets.get("max_connections")
+        if slot is not None:
+            if not slot.take(1):
+                account = Account([slot])
+                account.refusal = slot
+                return Status.RESOURCE_EXHAUSTED, self.state.refused(
+                    account, "a new connection", "connections"
+                )
+            self.connection_slot.budgets.append(slot)
+        for key, account in (
+            ("max_memory", self.memory),
+            ("max_sessions", self.owned.sessions_account),
+            ("max_calls", self.calls_account),
+            ("max_resources", self.owned.resources_account),
+        ):
+            budget = budgets.get(key)
+            if budget is not None:
+                account.extend(budget)
+        return None
 
     @property
     def describe(self) -> str:
@@ -164,12 +230,35 @@ class AgentConnection(Handler):
 
     def on_hello(self, event: Hello) -> None:
         assert self.link is not None and self.proto is not None
-        self.link.send(self.proto.hello())
+        self.nonce = auth.new_nonce() if self.proto.require_auth else b""
+        self.link.send(self.proto.hello(self.nonce))
+
+    def on_auth(self, event: Auth) -> None:
+        assert self.link is not None and self.proto is not None
+        tokens = self.state.tokens or {}
+        try:
+            tenant, reply = auth.verify(tokens, event.fields, self.nonce)
+        except auth.AuthFailure as exc:
+            self.state.auth_failed(self.peer_key, str(exc), "token")
+            self.close(Status.UNAUTHENTICATED, str(exc))
+            return
+        self.proto.authenticated()
+        self.link.send(self.proto.auth(reply))
+        refusal = self._join_tenant(tenant)
+        if refusal is not None:
+            self.close(*refusal)
+            return
+        log.info(f"agent: {self.peer_key} authenticated as tenant {tenant}")
 
     # ------------------------------------------------------------------ requests
 
     def on_request(self, req: Request) -> None:
         assert self.proto is not None and self.owned is not None
+        if self.proto.state is State.AWAIT_AUTH and req.method not in PUBLIC:
+            reason = f"{req.method} before authentication: this agent wants a token"
+            self.state.auth_failed(self.peer_key, reason, "unauthenticated")
+            self.close(Status.UNAUTHENTICATED, reason)
+            return
         held = self.proto.detach_held(req.stream_id)
         call = Call(req.stream_id, held, req.method)
         if not self.calls_account.take(1):
@@ -365,9 +454,10 @@ class AgentConnection(Handler):
         if received != self._seen:
             self._seen, self._active = received, now
         silent = now - self._active
-        if proto.state is State.AWAIT_HELLO:
+        if proto.state in (State.AWAIT_HELLO, State.AWAIT_AUTH):
             if config.handshake_timeout and now - self.opened > config.handshake_timeout:
-                self.close(Status.DEADLINE_EXCEEDED, "no HELLO within the handshake timeout")
+                what = "HELLO" if proto.state is State.AWAIT_HELLO else "valid AUTH answer"
+                self.close(Status.DEADLINE_EXCEEDED, f"no {what} within the handshake timeout")
             return
         if config.progress_timeout and self._frame_crawls(now, received):
             self.close(
@@ -410,6 +500,9 @@ class AgentConnection(Handler):
     # ------------------------------------------------------------------ closing
 
     def on_protocol_error(self, exc: ProtocolError) -> None:
+        if exc.status == Status.UNAUTHENTICATED:
+            self.state.auth_failed(self.peer_key, exc.message, "unauthenticated")
+            return
         self.state.warnings.warn(
             "protocol", f"agent: closing connection from {self.describe}: {exc.message}"
         )

@@ -48,6 +48,7 @@ async def _serve(agent: Agent, addresses: list[object], announce: bool = True) -
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, agent.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, agent.reload)
     if announce:  # a worker of --processes leaves this to its parent
         for address in bound:
             print(BANNER.format(address=address), flush=True)

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vaccel import log
+from vaccel.protocol.auth import load_tokens
 from vaccel.protocol.limits import Account, Budget, Limits
 from vaccel.runtime import Runtime
 
-from .config import AgentConfig
+from .config import AgentConfig, parse_list
 
 AGENT_NAME = "pyvaccel-agent/0.2.0"
 #: Upper bounds (seconds) of the call latency histogram's buckets (then +Inf).
@@ -121,6 +122,31 @@ class AgentState:
         self.draining = False
         self.serving = False
         self.warnings = RateLimitedLog()
+        #: tenant -> token, when clients must authenticate (--token-file).
+        self.tokens: dict[str, bytes] | None = None
+        self.load_tokens()
+        self.allow_cids = parse_list(config.allow_cid, "--allow-cid")
+        self.allow_uids = parse_list(config.allow_uid, "--allow-uid")
+
+    def load_tokens(self) -> int:
+        """(Re)read --token-file (at start and on SIGHUP); how many tokens it holds."""
+        path = self.config.token_file
+        if not path:
+            return 0
+        try:
+            with open(path, encoding="utf-8") as handle:
+                tokens = load_tokens(handle.read(), path)
+        except OSError as exc:
+            raise ValueError(f"--token-file {path}: {exc.strerror}") from None
+        if not tokens:
+            raise ValueError(f"--token-file {path} holds no tenant:token line")
+        self.tokens = tokens
+        return len(tokens)
+
+    def auth_failed(self, peer: str, reason: str, kind: str) -> None:
+        """Count and log (rate-limited) an authentication failure or a refused peer."""
+        self.auth_failures[kind] += 1
+        self.warnings.warn(f"auth-{kind}", f"agent: refused {peer}: {reason}")
 
     # ------------------------------------------------------------------ peers
 

@@ -21,12 +21,12 @@ from vaccel import log
 from vaccel.catalogue import CATALOGUE
 from vaccel.client.asyncclient import AsyncClient
 from vaccel.client.blocking import BlockingClient
+from vaccel.client.credentials import client_credentials
 from vaccel.enums import OpType, PluginType
 from vaccel.errors import ConnectionLostError, PluginError, SessionLostError
 from vaccel.plugin import Impl, Plugin, ResourceLike, SessionLike
 from vaccel.protocol.address import Address, AddressError, parse_address
 
-from .credentials import client_credentials
 from .links import Link, Placement, connect_async, connect_sync, release
 
 #: A plan yields (method, args) requests and receives each one's result.

@@ -1,4 +1,4 @@
-"""What the rpc plugin proves to its agents: a token, and TLS settings for tls:// addresses.
+"""What a client proves to its agents: a token, and TLS settings for tls:// addresses.
 
 VACCEL_RPC_TOKEN (`tenant:token`) or VACCEL_RPC_TOKEN_FILE (a file holding it) for
 agents that want a token (HMAC challenge-response: the token is never sent).
@@ -13,10 +13,12 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
-from vaccel.client.common import token_from
 from vaccel.config import Config
-from vaccel.errors import PluginError
-from vaccel.protocol.address import Address
+from vaccel.errors import BadArgumentError
+from vaccel.protocol.address import Address, AddressError, parse_address
+
+from .blocking import BlockingClient
+from .common import token_from
 
 
 def tls_client_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
@@ -27,8 +29,8 @@ def tls_client_context(ca: str | None, cert: str | None, key: str | None) -> ssl
         if cert:
             context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise PluginError(
-            message=f"rpc: cannot load the TLS settings (VACCEL_RPC_TLS_CA={ca!r}, "
+        raise BadArgumentError(
+            message=f"cannot load the TLS settings (VACCEL_RPC_TLS_CA={ca!r}, "
             f"VACCEL_RPC_TLS_CERT={cert!r}, VACCEL_RPC_TLS_KEY={key!r}): {exc}"
         ) from None
     return context
@@ -50,7 +52,7 @@ class Credentials:
 
 
 def client_credentials(config: Config, addresses: list[Address]) -> Credentials:
-    """The credentials the plugin's settings describe."""
+    """The credentials the VACCEL_RPC_* settings describe, for these agents."""
     env = config.env
     context = None
     if any(a.scheme == "tls" for a in addresses):
@@ -60,3 +62,16 @@ def client_credentials(config: Config, addresses: list[Address]) -> Credentials:
             env.get("VACCEL_RPC_TLS_KEY") or None,
         )
     return Credentials(context, {"token": token_from(env)})
+
+
+def tool_client(
+    address: str, timeout: float, *, public: bool = False, keepalive: float = 0.0
+) -> BlockingClient:
+    """A blocking client for the commands (info, top, health), with the VACCEL_RPC_TOKEN
+    and VACCEL_RPC_TLS_* settings of the environment; `public`: no token needed."""
+    try:
+        parsed = parse_address(address)
+    except AddressError as exc:
+        raise BadArgumentError(message=str(exc)) from None
+    kwargs = client_credentials(Config.from_env(), [parsed]).for_address(parsed)
+    return BlockingClient(parsed, timeout, keepalive=keepalive, public=public, **kwargs)
