@@ -117,7 +117,7 @@ class _ClientHandler(Handler):
         self.fail(broke_protocol(self.address, exc, handshaking))
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self.fail(lost(self.address, exc))
+        self.fail(lost(self.address, exc, handshaking=not self.hello.done()))
 
     def fail(self, error: VaccelError) -> None:
         """Fail every waiter with `error` (the first reason is kept)."""

@@ -150,9 +150,11 @@ class BlockingClient:
         except TimeoutError:
             raise
         except OSError as exc:
-            raise self._broken(lost(self.address, exc)) from None
+            raise self._broken(
+                lost(self.address, exc, handshaking=self.proto.peer_hello is None)
+            ) from None
         if not n:
-            raise self._broken(lost(self.address))
+            raise self._broken(lost(self.address, handshaking=self.proto.peer_hello is None))
         try:
             return self.proto.buffer_updated(n)
         except ProtocolError as exc:

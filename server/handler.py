@@ -151,6 +151,7 @@ class AgentConnection(Handler):
             account=self.memory,
             require_auth=state.tokens is not None,
         )
+        link.conn = self.proto  # so that a refusal below can say GOAWAY at once
         self.owned = OwnedObjects(
             state.runtime,
             Account(
@@ -169,7 +170,7 @@ class AgentConnection(Handler):
         slot = Account([peer.connections, state.connections_budget])
         if not slot.take(1):
             message = state.refused(slot, "a new connection", "connections")
-            self.loop.call_soon(self.close, Status.RESOURCE_EXHAUSTED, message)
+            self.close(Status.RESOURCE_EXHAUSTED, message)
             return self.proto
         self._counted_connection = True
         self.connection_slot = slot
@@ -177,8 +178,7 @@ class AgentConnection(Handler):
         if refusal is None and state.tokens is None:  # with tokens, the token names the tenant
             refusal = self._join_tenant(identity_of(link, self.peer_key))
         if refusal is not None:
-            status, message = refusal
-            self.loop.call_soon(self.close, status, message)
+            self.close(*refusal)
         log.info(f"agent: connection from {self.describe}")
         return self.proto
 
@@ -230,6 +230,8 @@ class AgentConnection(Handler):
 
     def on_hello(self, event: Hello) -> None:
         assert self.link is not None and self.proto is not None
+        if self.link.closed:  # refused at connection time: say nothing more
+            return
         self.nonce = auth.new_nonce() if self.proto.require_auth else b""
         self.link.send(self.proto.hello(self.nonce))
 

@@ -34,7 +34,7 @@ def _tls_reason(exc: ssl.SSLError) -> str:
     reason = exc.reason or str(exc)
     if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
         return f"the agent did not speak TLS ({reason}): is it a plain tcp:// listener?"
-    if "CERTIFICATE_REQUIRED" in reason or "HANDSHAKE_FAILURE" in reason:
+    if "CERTIFICATE_REQUIRED" in reason or "HANDSHAKE_FAILURE" in reason or "UNKNOWN_CA" in reason:
         return f"the agent refused the TLS handshake ({reason}): does it want a client certificate?"
     return f"TLS failed: {reason}"
 
@@ -54,9 +54,27 @@ def unreachable(address: Address, exc: BaseException, timeout: float) -> Unavail
     return UnavailableError(code, f"cannot reach the agent at {address}: {text}")
 
 
-def lost(address: Address, exc: BaseException | None = None) -> ConnectionLostError:
-    """The error for a connection to the agent that broke after it was established."""
+def lost(
+    address: Address, exc: BaseException | None = None, handshaking: bool = False
+) -> ConnectionLostError:
+    """The error for a connection to the agent that broke (during the handshake: say why
+    that may be, a TLS refusal or a plain client at a TLS port)."""
+    if isinstance(exc, ssl.SSLError):
+        return ConnectionLostError(
+            errno.EPROTO, f"connection to the agent at {address} failed: {_tls_reason(exc)}"
+        )
     reason = f": {exc}" if exc else ""
+    if handshaking:
+        hint = (
+            "is it a tls:// listener (then connect with tls://), or does it want a client "
+            "certificate?"
+            if address.scheme != "tls"
+            else "did it refuse our client certificate (or want one)?"
+        )
+        return ConnectionLostError(
+            message=f"the agent at {address} closed the connection during the handshake"
+            f"{reason}: {hint}"
+        )
     return ConnectionLostError(message=f"connection to the agent at {address} was lost{reason}")
 
 
