@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from vaccel import compat, log
+from vaccel import compat, files, log
 from vaccel.cancel import CallScope
 from vaccel.errors import ResourceExhaustedError, VaccelError, status_of
 from vaccel.protocol import auth
@@ -71,6 +71,11 @@ class Call:
         self.task: asyncio.Task[None] | None = None
         self.scope: CallScope | None = None
         self.future: concurrent.futures.Future[Any] | None = None
+
+
+async def _packed(work: Awaitable[Any], positions: tuple[int, ...], rundir: str) -> Any:
+    """The result of `work`, with the files it names carried by value (vaccel.files)."""
+    return files.pack(await work, positions, rundir)
 
 
 def identity_of(link: Link, peer: str) -> str:
@@ -300,8 +305,12 @@ class AgentConnection(Handler):
         call.charged += result_bytes
         runtime = self.state.runtime
         route = runtime.route(session, op, checked, session.hint)
+        positions = spec.file_results
         if route.inline:
-            self._reply(call, Status.OK, result=runtime.run(route, session, op, checked))
+            raw = runtime.run(route, session, op, checked)
+            if positions is not None:
+                raw = files.pack(raw, positions, session.rundir)
+            self._reply(call, Status.OK, result=raw)
             return
         deadline = None if req.timeout is None else time.monotonic() + req.timeout
         call.scope = CallScope(deadline)
@@ -309,7 +318,10 @@ class AgentConnection(Handler):
         future = runtime.submit(route, session, op, checked, call.scope)
         call.future = future
         future.add_done_callback(lambda _: self._work_ended(call))
-        call.task = self.loop.create_task(self._finish(call, req, asyncio.wrap_future(future)))
+        work: Awaitable[Any] = asyncio.wrap_future(future)
+        if positions is not None:
+            work = _packed(work, positions, session.rundir)
+        call.task = self.loop.create_task(self._finish(call, req, work))
         self.state.track(call.task)
 
     def _work_ended(self, call: Call) -> None:

@@ -51,6 +51,9 @@ class OpSpec:
     result_bytes: Callable[[Canonical], int] = lambda args: 0
     #: Whether the op may take long (plugins may still declare a call cheap).
     may_block: bool = True
+    #: Where the result holds paths of files the op wrote (None: nowhere; (): the result
+    #: itself; (i, ...): those items of a tuple result), carried by value to remote callers.
+    file_results: tuple[int, ...] | None = None
 
 
 # ---------------------------------------------------------------------- shapers
@@ -192,7 +195,9 @@ def _exec_bytes(args: Canonical) -> int:
     return sum(_value_bytes(v) for v in args[3])
 
 
-IMAGE_RESULT = 64 * 1024
+def _image_result_bytes(args: Canonical) -> int:
+    """An image op's result image: as large as a lightly compressed decode of its input."""
+    return (1 << 20) + 64 * len(args[0])
 
 
 def _spec(
@@ -206,6 +211,7 @@ def _spec(
     resource: ResourceType | None = None,
     result_bytes: Callable[[Canonical], int] = lambda args: 0,
     may_block: bool = True,
+    file_results: tuple[int, ...] | None = None,
 ) -> OpSpec:
     return OpSpec(
         op,
@@ -217,11 +223,20 @@ def _spec(
         resource,
         result_bytes,
         may_block,
+        file_results,
     )
 
 
 def _image(op: OpType, method: str, title: str) -> OpSpec:
-    return _spec(op, method, title, A.check_image, _text, result_bytes=lambda a: IMAGE_RESULT)
+    return _spec(
+        op,
+        method,
+        title,
+        A.check_image,
+        _text,
+        result_bytes=_image_result_bytes,
+        file_results=(),
+    )
 
 
 MODEL = ResourceType.MODEL
@@ -240,7 +255,8 @@ CATALOGUE: dict[OpType, OpSpec] = {
             "image classification",
             A.check_image,
             _classify,
-            result_bytes=lambda a: IMAGE_RESULT,
+            result_bytes=_image_result_bytes,
+            file_results=(1,),
         ),
         _image(OpType.IMAGE_DETECT, "detect", "image detection"),
         _image(OpType.IMAGE_SEGMENT, "segment", "image segmentation"),

@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import shutil
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
@@ -35,6 +36,7 @@ from .resource import Resource
 from .runtime import Runtime, default_runtime
 
 _session_ids = itertools.count(1)
+_RUNDIR_LOCK = threading.Lock()
 
 #: One plugin hook to call: the sync function, its async twin, the arguments.
 Step = tuple[Callable[..., Any], Callable[..., Awaitable[Any]], tuple[Any, ...]]
@@ -78,8 +80,10 @@ class SessionBase:
     def rundir(self) -> str:
         """A directory for this session's files (results of image ops), removed at close."""
         if self._rundir is None:
-            base = self.runtime.rundir or tempfile.gettempdir()
-            self._rundir = tempfile.mkdtemp(prefix=f"session.{self.id}.", dir=base)
+            with _RUNDIR_LOCK:  # a plugin's pool thread and the agent may both ask first
+                if self._rundir is None:
+                    base = self.runtime.rundir or tempfile.gettempdir()
+                    self._rundir = tempfile.mkdtemp(prefix=f"session.{self.id}.", dir=base)
         return self._rundir
 
     @property

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from vaccel import log
+from vaccel import files, log
 from vaccel.catalogue import CATALOGUE
 from vaccel.client.asyncclient import AsyncClient
 from vaccel.client.blocking import BlockingClient
@@ -238,8 +238,15 @@ class RpcPlugin(Plugin):
 
     def _forward(self, op: OpType) -> Impl:
         number = int(op)
-        needs_rid = CATALOGUE[op].resource is not None
+        spec = CATALOGUE[op]
+        needs_rid = spec.resource is not None
+        positions = spec.file_results
         timeout = self.timeout
+
+        def local(session: SessionLike, result: Any) -> Any:
+            if positions is None:
+                return result
+            return files.unpack(result, positions, session.rundir)
 
         def request(session: SessionLike, link: Link, args: tuple[Any, ...]) -> list[Any]:
             out = list(args)
@@ -254,7 +261,7 @@ class RpcPlugin(Plugin):
             endpoint = link.endpoint
             endpoint.outstanding += 1
             try:
-                return client.call("op", request(session, link, args), timeout)
+                return local(session, client.call("op", request(session, link, args), timeout))
             except ConnectionLostError as exc:
                 raise self._lost(session, link) from exc
             finally:
@@ -267,7 +274,8 @@ class RpcPlugin(Plugin):
             endpoint = link.endpoint
             endpoint.outstanding += 1
             try:
-                return await client.call("op", request(session, link, args), timeout)
+                result = await client.call("op", request(session, link, args), timeout)
+                return local(session, result)
             except ConnectionLostError as exc:
                 raise self._lost(session, link) from exc
             finally:
