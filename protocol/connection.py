@@ -268,7 +268,7 @@ class Connection:
             )
         self.peer_hello = hello
         self.peer_limits = Limits(
-            max_frame=max(16 * 1024, min(limits.get("frame", DEFAULT_LIMITS.max_frame), 1 << 30)),
+            max_frame=max(1024, min(limits.get("frame", DEFAULT_LIMITS.max_frame), 1 << 30)),
             max_header=max(16 * 1024, limits.get("header", DEFAULT_LIMITS.max_header)),
             max_message=limits.get("message", DEFAULT_LIMITS.max_message),
             max_streams=limits.get("streams", DEFAULT_LIMITS.max_streams),

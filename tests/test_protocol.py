@@ -27,7 +27,7 @@ from vaccel.protocol.connection import (
     Response,
 )
 from vaccel.protocol.errors import ProtocolError
-from vaccel.protocol.frames import HEADER, Flags, FrameType, frame
+from vaccel.protocol.frames import HEADER, Flags, FrameType, abort_frame, frame
 from vaccel.protocol.limits import Limits
 from vaccel.protocol.status import Status
 
@@ -254,6 +254,7 @@ def test_spec_test_vectors() -> None:
     spec = (PROTOCOL_DIR / "PROTOCOL.md").read_text()
     assert "00000000000000000700" in spec
     assert frame(1, FrameType.REQUEST, noop).hex() in spec
+    assert abort_frame(3).hex() == "00000000000000030409" and abort_frame(3).hex() in spec
 
 
 @settings(max_examples=300, deadline=None)
@@ -274,10 +275,18 @@ def test_parser_parses_or_raises_protocol_error(data: bytes) -> None:
     st.integers(min_value=1, max_value=20),
 )
 def test_parser_after_valid_prefix(noise: list[int], step: int) -> None:
+    """A valid request followed by noise: the request comes out whole and intact, and the
+    noise gives only more events or a ProtocolError, never another exception."""
     client, server = pair(Limits(max_frame=4096))
-    data = wire(client.request("op", [np.arange(600, dtype=np.float64)])[1]) + bytes(noise)
+    payload = np.arange(600, dtype=np.float64)
+    valid = wire(client.request("op", [payload])[1])
+    events = feed(server, valid, step)
+    (request,) = events
+    assert isinstance(request, Request)
+    np.testing.assert_array_equal(request.args[0], payload)
     with contextlib.suppress(ProtocolError):
-        feed(server, data, step)
+        for event in feed(server, bytes(noise), step):
+            assert isinstance(event, (Request, Rejected, Cancel, GoAway, Ping, Hello))
 
 
 @pytest.mark.parametrize(
@@ -349,3 +358,162 @@ def test_inline_array_vector_from_the_spec() -> None:
     spec = (PROTOCOL_DIR / "PROTOCOL.md").read_text()
     assert "03 3c6634 01 0000000000000002 0000803f 00000040" in spec
     assert ext.data.hex() == "033c6634010000000000000002" + "0000803f00000040"
+
+
+# ---------------------------------------------------------------------- cancel, abort, budgets
+
+
+def big_request(client: Connection, nbytes: int = 3 << 20) -> tuple[int, list[list[Any]]]:
+    return client.request("op", [np.zeros(nbytes, np.uint8)])
+
+
+def test_abort_discards_a_half_received_message_and_returns_its_budget() -> None:
+    from vaccel.protocol.limits import Account, Budget
+
+    budget = Budget(1 << 30, "agent memory")
+    client = Connection(True)
+    server = Connection(False, account=Account([budget]))
+    server.receive(client.hello())
+    client.receive(server.hello())
+    sid, frames = big_request(client)
+    assert len(frames) > 2
+    assert server.receive(wire(frames[:2])) == [] and budget.used > 3 << 20
+    assert server.receive(abort_frame(sid)) == []
+    assert budget.used == 0 and server.assembling == 0
+    (req,) = server.receive(wire(client.request("op", [1])[1]))  # the connection goes on
+    assert isinstance(req, Request) and req.args == [1]
+
+
+def test_cancel_of_a_half_received_message_skips_the_rest() -> None:
+    client, server = pair()
+    sid, frames = big_request(client)
+    server.receive(wire(frames[:2]))
+    (cancel,) = server.receive(frame(sid, FrameType.CANCEL))
+    assert isinstance(cancel, Cancel)
+    assert server.receive(wire(frames[2:])) == []  # the rest of its data: skipped
+    assert server.assembling == 0
+
+
+def test_a_client_that_gives_up_discards_the_answer() -> None:
+    client, server = pair()
+    sid, frames = client.request("op", [1])
+    server.receive(wire(frames))
+    answer = wire(server.response(sid, Status.OK, "", 0, np.zeros(3 << 20, np.uint8)))
+    client.cancel(sid)
+    assert client.receive(answer) == []
+
+
+def test_an_aborted_response_is_reported() -> None:
+    client, server = pair()
+    sid, frames = client.request("op", [1])
+    server.receive(wire(frames))
+    answer = server.response(sid, Status.OK, "", 0, np.zeros(3 << 20, np.uint8))
+    client.receive(wire(answer[:2]))
+    (resp,) = client.receive(abort_frame(sid))
+    assert isinstance(resp, Response) and resp.status == Status.ABORTED
+
+
+def test_refusals_are_answered_before_the_data() -> None:
+    client, server = pair(Limits(max_message=1 << 20))
+    body = msgpack.packb(["op", [], None, {}, [2 << 20]])
+    (refused,) = server.receive(frame(1, FrameType.REQUEST, body, Flags.DATA))
+    assert isinstance(refused, Rejected) and refused.status == Status.RESOURCE_EXHAUSTED
+    data = frame(1, FrameType.DATA, bytes(1 << 20)) + frame(
+        1, FrameType.DATA, bytes(1 << 20), Flags.END
+    )
+    assert server.receive(data) == []  # then its data is skipped
+
+
+def test_stalled_messages_are_dropped() -> None:
+    now = [0.0]
+    client = Connection(True)
+    server = Connection(False, clock=lambda: now[0])
+    server.receive(client.hello())
+    client.receive(server.hello())
+    sid, frames = big_request(client)
+    server.receive(wire(frames[:2]))
+    now[0] = 5.0
+    assert server.stalled(now[0], min_rate=64 * 1024, grace=10.0) == []
+    now[0] = 100.0
+    (dropped,) = server.stalled(now[0], min_rate=64 * 1024, grace=10.0)
+    assert dropped.stream_id == sid and dropped.status == Status.DEADLINE_EXCEEDED
+    assert server.receive(wire(frames[2:])) == []  # skipped to its end
+
+
+def test_the_receive_buffer_grows_for_a_frame_and_shrinks_back() -> None:
+    from vaccel.protocol.limits import Account, Budget
+    from vaccel.protocol.reader import KEEP_SIZE, SCRATCH_SIZE
+
+    budget = Budget(1 << 30, "agent memory")
+    client = Connection(True)
+    server = Connection(False, account=Account([budget]))
+    server.receive(client.hello())
+    client.receive(server.hello())
+    args = ["x" * (KEEP_SIZE * 2)]  # one header frame larger than the kept size
+    sid, frames = client.request("op", args)
+    data = wire(frames)
+    events = []
+    for i in range(0, len(data), 4096):
+        events += server.receive(data[i : i + 4096])
+        if i == 4096:
+            assert budget.used >= KEEP_SIZE  # grown, and charged
+    assert events[0].args == args
+    server.response(sid, Status.OK)
+    assert server.reader.scratch_size == SCRATCH_SIZE and budget.used == 0
+
+
+def test_nothing_large_is_buffered_before_hello() -> None:
+    server = Connection(False)
+    with pytest.raises(ProtocolError, match="limit"):
+        server.receive(HEADER.pack(64 * 1024, 0, FrameType.HELLO, 0))
+    assert server.reader.scratch_size == 16 * 1024
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (["op", [[None] * 20_000], None, {}, []], Status.RESOURCE_EXHAUSTED, "too large"),
+        (["op", [[[0] * 500] * 40], None, {}, []], Status.RESOURCE_EXHAUSTED, "more than"),
+    ],
+)
+def test_bodies_are_decoded_within_limits(body: Any, status: Status, words: str) -> None:
+    client, server = pair()
+    (refused,) = server.receive(frame(1, FrameType.REQUEST, msgpack.packb(body)))
+    assert isinstance(refused, Rejected) and refused.status == status and words in refused.message
+
+
+def test_deep_nesting_is_refused_without_recursion() -> None:
+    client, server = pair()
+    nested: Any = 1
+    for _ in range(900):
+        nested = [nested]
+    (refused,) = server.receive(
+        frame(1, FrameType.REQUEST, msgpack.packb(["op", nested, None, {}, []]))
+    )
+    assert isinstance(refused, Rejected) and "deeper" in refused.message
+
+
+def test_authentication_gates_everything_but_the_handshake() -> None:
+    from vaccel.protocol import auth
+    from vaccel.protocol.connection import State
+    from vaccel.protocol.events import Auth
+
+    client, server = Connection(True), Connection(False, require_auth=True)
+    server.receive(client.hello())
+    nonce = auth.new_nonce()
+    (hello,) = client.receive(server.hello(nonce))
+    assert isinstance(hello, Hello) and hello.nonce == nonce and client.state is State.AWAIT_AUTH
+    assert server.state is State.AWAIT_AUTH
+    with pytest.raises(ProtocolError) as exc:  # data before the token: fatal
+        server.receive(wire(big_request(client)[1]))
+    assert exc.value.status == Status.UNAUTHENTICATED
+    client, server = Connection(True), Connection(False, require_auth=True)
+    server.receive(client.hello())
+    client.receive(server.hello(nonce))
+    (answer,) = server.receive(client.auth(auth.answer("alice:s3cret", nonce)))
+    assert isinstance(answer, Auth)
+    tenant, reply = auth.verify({"alice": b"s3cret"}, answer.fields, nonce)
+    server.authenticated()
+    assert tenant == "alice" and server.state is State.OPEN
+    with pytest.raises(ProtocolError, match="AUTH outside"):  # a second AUTH: fatal
+        server.receive(client.auth(auth.answer("alice:s3cret", nonce)))
