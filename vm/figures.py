@@ -1,31 +1,35 @@
 """vsock against TCP loopback, in the same `make test-vm` guest: latency and bandwidth ratios.
 
 Run by vm/guest.sh inside the guest (it needs vsock loopback, CID 1). One agent (numpy
-plugin) listens on vsock://ANY:0 and tcp://127.0.0.1:0; the same client code measures
-both transports, alternating, with the sync Session (the blocking client) and with an
-AsyncSession under the stdlib loop and under uvloop:
+plugin) listens on vsock://ANY:0 and tcp://127.0.0.1:0. The same client code measures
+both transports with the sync Session (the blocking client), and with an AsyncSession
+under the stdlib loop and under uvloop:
 
 * noop latency: the median of sequential calls;
-* fpga_vadd bandwidth at 8 MiB vectors (2 Mi float32 elements): payload bytes (two inputs
-  and one output, 24 MiB) over the median call time; beside it, the same bytes sent and
-  received on a plain socket of each transport (sendall/recv_into), the transport's own
-  ratio; likewise a 64-byte ping-pong beside the noop latency.
+* fpga_vadd bandwidth at 8 MiB vectors (2 Mi float32 elements): the payload bytes (two
+  inputs and one output, 24 MiB) over the median call time.
 
-The guest is emulated (QEMU TCG), so absolute times mean little; the ratios vsock/TCP do.
-Each result goes to stdout as a "VMTEST-FIGURE ..." line, which vm/run.sh prints again
-at the end. Exit status 1 when a measurement fails.
+Beside them are baselines without pyvaccel: a 64-byte ping-pong and the vadd call's bytes
+each way, on a plain socket of each transport (sendall/recv_into against a server thread).
+They give the transport's own ratio.
+
+The guest is emulated (QEMU TCG) on a host that may be busy, so absolute times mean
+little. Both transports' connections are open at once, and the measurements alternate
+between them in rounds, so a change of load hits both alike; the ratio vsock/TCP is what
+counts. Each result goes to stdout as a "VMTEST-FIGURE ..." line, which vm/run.sh prints
+again at the end. The exit status is 1 when a measurement fails.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import socket
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -35,56 +39,172 @@ from vaccel.cli.spawn import SpawnedAgent, clean_env
 from vaccel.compat import run
 
 NOOP_CALLS = 300  # sequential noop calls per transport and client
+ROUNDS = 10  # the noop calls alternate between the transports in this many batches
 VADD_ELEMENTS = 2 << 20  # 2 Mi float32 elements: 8 MiB a vector
 VADD_CALLS = 5  # timed 8 MiB calls per transport and client (after one warm-up call)
 PAYLOAD = 3 * 4 * VADD_ELEMENTS  # two inputs and one output
+TRANSPORTS = ("vsock", "tcp")
 KNOWN = "issue 13 deliverable 2: uvloop's sock_connect cannot take an AF_VSOCK address"
 
+#: Per transport: (median noop seconds, median 8 MiB vadd seconds).
+Times = dict[str, tuple[float, float]]
 
-def _raw_time(family: int, address: tuple[Any, ...], out: int, back: int, count: int) -> float:
-    """Median round trip of `out` bytes sent and `back` bytes received on a plain socket.
 
-    The baseline for the figures (no pyvaccel): what the transport itself gives, with a
-    server thread of this process doing sendall/recv_into.
+# ---------------------------------------------------------------------------- plain sockets
+
+
+def _receive(sock: socket.socket, into: memoryview) -> None:
+    got = 0
+    while got < len(into):
+        n = sock.recv_into(into[got:])
+        if not n:
+            raise ConnectionError("peer closed")
+        got += n
+
+
+class RawPair:
+    """A connected plain socket of one transport, answered by a server thread.
+
+    Each exchange sends `out` bytes and receives `back` bytes. The server learns the sizes
+    from an 8-byte header, then answers with that many bytes.
     """
-    request, reply = bytearray(out), bytearray(back)
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.bind(address)
-    listener.listen(1)
-    bound = listener.getsockname()
 
-    def receive(sock: socket.socket, into: memoryview) -> None:
-        got = 0
-        while got < len(into):
-            n = sock.recv_into(into[got:])
-            if not n:
-                raise ConnectionError("peer closed")
-            got += n
+    def __init__(self, family: int) -> None:
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_VSOCK:
+            listener.bind((socket.VMADDR_CID_ANY, 0xFFFFFFFF))  # any free port
+        else:
+            listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        self.server = threading.Thread(target=self._serve, args=(listener,), daemon=True)
+        self.server.start()
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.connect((1, port) if family == socket.AF_VSOCK else ("127.0.0.1", port))
+        if family == socket.AF_INET:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def serve() -> None:
+    @staticmethod
+    def _serve(listener: socket.socket) -> None:
         conn, _ = listener.accept()
+        listener.close()
+        if conn.family == socket.AF_INET:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        header = memoryview(bytearray(8))
         with conn:
-            inbox = memoryview(bytearray(out))
-            for _ in range(count + 1):
-                receive(conn, inbox)
-                conn.sendall(reply)
+            while True:
+                try:
+                    _receive(conn, header)
+                except ConnectionError:
+                    return
+                out = int.from_bytes(header[:4], "little")
+                back = int.from_bytes(header[4:], "little")
+                _receive(conn, memoryview(bytearray(out)))
+                conn.sendall(bytes(back))
 
-    server = threading.Thread(target=serve)
-    server.start()
-    client = socket.socket(family, socket.SOCK_STREAM)
-    client.connect((1, bound[1]) if family == socket.AF_VSOCK else bound)
-    if family == socket.AF_INET:
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    inbox = memoryview(bytearray(back))
-    samples = []
-    with client, listener:
-        for _ in range(count + 1):  # the first one warms up
-            t0 = time.perf_counter()
-            client.sendall(request)
-            receive(client, inbox)
-            samples.append(time.perf_counter() - t0)
-        server.join()
-    return statistics.median(samples[1:])
+    def exchange(self, out: bytes, inbox: memoryview) -> float:
+        """Seconds to send `out` and receive len(inbox) bytes back."""
+        t0 = time.perf_counter()
+        self.sock.sendall(len(out).to_bytes(4, "little") + len(inbox).to_bytes(4, "little"))
+        self.sock.sendall(out)
+        _receive(self.sock, inbox)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.sock.close()
+        self.server.join(10)
+
+
+def _raw_times() -> Times:
+    """Plain sockets: 64-byte ping-pong and vadd-sized exchange, transports alternating."""
+    pairs = {"vsock": RawPair(socket.AF_VSOCK), "tcp": RawPair(socket.AF_INET)}
+    small, small_in = bytes(64), memoryview(bytearray(64))
+    big, big_in = bytes(PAYLOAD * 2 // 3), memoryview(bytearray(PAYLOAD // 3))
+    ping: dict[str, list[float]] = {t: [] for t in TRANSPORTS}
+    bulk: dict[str, list[float]] = {t: [] for t in TRANSPORTS}
+    try:
+        for pair in pairs.values():  # warm up
+            pair.exchange(small, small_in)
+            pair.exchange(big, big_in)
+        for _ in range(ROUNDS):
+            for t, pair in pairs.items():
+                ping[t] += [pair.exchange(small, small_in) for _ in range(NOOP_CALLS // ROUNDS)]
+        for _ in range(VADD_CALLS):
+            for t, pair in pairs.items():
+                bulk[t].append(pair.exchange(big, big_in))
+    finally:
+        for pair in pairs.values():
+            pair.close()
+    return {t: (statistics.median(ping[t]), statistics.median(bulk[t])) for t in TRANSPORTS}
+
+
+# ---------------------------------------------------------------------------- pyvaccel
+
+
+@contextlib.contextmanager
+def _runtimes(addresses: dict[str, str]) -> Iterator[dict[str, Runtime]]:
+    """One vsock-plugin runtime per transport, closed at the end."""
+    made = {
+        t: Runtime(Config(plugins="vsock", rpc_address=a, log_level=0))
+        for t, a in addresses.items()
+    }
+    try:
+        yield made
+    finally:
+        for runtime in made.values():
+            runtime.close()
+
+
+def _sync_times(addresses: dict[str, str], a: np.ndarray[Any, Any]) -> Times:
+    """Sync Sessions on both transports, measured alternately."""
+    noop: dict[str, list[float]] = {t: [] for t in TRANSPORTS}
+    vadd: dict[str, list[float]] = {t: [] for t in TRANSPORTS}
+    with _runtimes(addresses) as runtimes, contextlib.ExitStack() as stack:
+        sessions = {t: stack.enter_context(Session(runtime=runtimes[t])) for t in TRANSPORTS}
+        for s in sessions.values():  # warm up, and check the answer once
+            s.noop()
+            assert np.array_equal(s.fpga_vadd(a, a), a + a)
+        for _ in range(ROUNDS):
+            for t, s in sessions.items():
+                for _ in range(NOOP_CALLS // ROUNDS):
+                    t0 = time.perf_counter()
+                    s.noop()
+                    noop[t].append(time.perf_counter() - t0)
+        for _ in range(VADD_CALLS):
+            for t, s in sessions.items():
+                t0 = time.perf_counter()
+                s.fpga_vadd(a, a)
+                vadd[t].append(time.perf_counter() - t0)
+    return {t: (statistics.median(noop[t]), statistics.median(vadd[t])) for t in TRANSPORTS}
+
+
+async def _timed(fn: Callable[[], Awaitable[Any]]) -> float:
+    t0 = time.perf_counter()
+    await fn()
+    return time.perf_counter() - t0
+
+
+async def _async_times(addresses: dict[str, str], a: np.ndarray[Any, Any]) -> Times:
+    """AsyncSessions on both transports, on the running loop, measured alternately."""
+    noop: dict[str, list[float]] = {t: [] for t in TRANSPORTS}
+    vadd: dict[str, list[float]] = {t: [] for t in TRANSPORTS}
+    with _runtimes(addresses) as runtimes:
+        async with contextlib.AsyncExitStack() as stack:
+            sessions = {
+                t: await stack.enter_async_context(AsyncSession(runtime=runtimes[t]))
+                for t in TRANSPORTS
+            }
+            for s in sessions.values():
+                await s.noop()
+                assert np.array_equal(await s.fpga_vadd(a, a), a + a)
+            for _ in range(ROUNDS):
+                for t, s in sessions.items():
+                    for _ in range(NOOP_CALLS // ROUNDS):
+                        noop[t].append(await _timed(s.noop))
+            for _ in range(VADD_CALLS):
+                for t, s in sessions.items():
+                    vadd[t].append(await _timed(lambda s=s: s.fpga_vadd(a, a)))  # type: ignore[misc]
+    return {t: (statistics.median(noop[t]), statistics.median(vadd[t])) for t in TRANSPORTS}
 
 
 def _loops() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
@@ -97,57 +217,7 @@ def _loops() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     return loops
 
 
-def _sync_times(address: str, a: np.ndarray[Any, Any]) -> tuple[float, float]:
-    """Median noop latency and median 8 MiB vadd time, sync Session."""
-    rt = Runtime(Config(plugins="vsock", rpc_address=address, log_level=0))
-    try:
-        with Session(runtime=rt) as s:
-            s.noop()
-            noop = []
-            for _ in range(NOOP_CALLS):
-                t0 = time.perf_counter()
-                s.noop()
-                noop.append(time.perf_counter() - t0)
-            s.fpga_vadd(a, a)
-            vadd = []
-            for _ in range(VADD_CALLS):
-                t0 = time.perf_counter()
-                out = s.fpga_vadd(a, a)
-                vadd.append(time.perf_counter() - t0)
-            assert np.array_equal(out, a + a)
-    finally:
-        rt.close()
-    return statistics.median(noop), statistics.median(vadd)
-
-
-async def _timed(fn: Callable[[], Awaitable[Any]], count: int) -> float:
-    samples = []
-    for _ in range(count):
-        t0 = time.perf_counter()
-        await fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
-
-
-async def _async_times(address: str, a: np.ndarray[Any, Any]) -> tuple[float, float]:
-    """Median noop latency and median 8 MiB vadd time, AsyncSession on the running loop."""
-    rt = Runtime(Config(plugins="vsock", rpc_address=address, log_level=0))
-    try:
-        async with AsyncSession(runtime=rt) as s:
-            await s.noop()
-            noop = await _timed(s.noop, NOOP_CALLS)
-            out = await s.fpga_vadd(a, a)
-            assert np.array_equal(out, a + a)
-            vadd = await _timed(lambda: s.fpga_vadd(a, a), VADD_CALLS)
-    finally:
-        rt.close()
-    return noop, vadd
-
-
-def _run_async(
-    factory: Callable[[], asyncio.AbstractEventLoop], a: np.ndarray[Any, Any], address: str
-) -> tuple[float, float]:
-    return run(_async_times(address, a), loop_factory=factory)
+# ---------------------------------------------------------------------------- report
 
 
 def _figure(what: str, vsock: float, tcp: float, unit: str, scale: float) -> None:
@@ -155,6 +225,23 @@ def _figure(what: str, vsock: float, tcp: float, unit: str, scale: float) -> Non
         f"VMTEST-FIGURE {what}: vsock {vsock * scale:,.1f} {unit}, "
         f"TCP {tcp * scale:,.1f} {unit}, vsock/TCP {vsock / tcp:.2f}",
         flush=True,
+    )
+
+
+def _report(client: str, times: Times, latency: str, bandwidth: str) -> None:
+    _figure(
+        f"{latency}, {client} (median of {NOOP_CALLS})",
+        times["vsock"][0],
+        times["tcp"][0],
+        "us",
+        1e6,
+    )
+    _figure(
+        f"{bandwidth}, {client} (2 in + 1 out, median of {VADD_CALLS})",
+        PAYLOAD / times["vsock"][1],
+        PAYLOAD / times["tcp"][1],
+        "MB/s",
+        1e-6,
     )
 
 
@@ -168,31 +255,17 @@ def main() -> int:
             "tcp": next(a for a in agent.addresses if a.startswith("tcp")),
         }
         a = np.random.default_rng(0).standard_normal(VADD_ELEMENTS).astype(np.float32)
-        clients: dict[str, Callable[[str], tuple[float, float]]] = {
-            "sync Session": functools.partial(_sync_times, a=a)
+        _report("plain socket", _raw_times(), "64-byte round trip", "8 MiB vadd's bytes")
+        clients: dict[str, Callable[[], Times]] = {
+            "sync Session": lambda: _sync_times(addresses, a)
         }
         for name, factory in _loops().items():
-            clients[f"AsyncSession {name}"] = functools.partial(_run_async, factory, a)
-        # Plain sockets first: 64-byte ping-pong, then the vadd call's bytes each way.
-        any_vsock, any_tcp = (socket.VMADDR_CID_ANY, 0xFFFFFFFF), ("127.0.0.1", 0)
-        _figure(
-            f"64-byte round trip, plain socket (median of {NOOP_CALLS})",
-            _raw_time(socket.AF_VSOCK, any_vsock, 64, 64, NOOP_CALLS),
-            _raw_time(socket.AF_INET, any_tcp, 64, 64, NOOP_CALLS),
-            "us",
-            1e6,
-        )
-        big = (PAYLOAD * 2 // 3, PAYLOAD // 3, VADD_CALLS)
-        _figure(
-            f"8 MiB vadd-sized transfer, plain socket (median of {VADD_CALLS})",
-            PAYLOAD / _raw_time(socket.AF_VSOCK, any_vsock, *big),
-            PAYLOAD / _raw_time(socket.AF_INET, any_tcp, *big),
-            "MB/s",
-            1e-6,
-        )
+            clients[f"AsyncSession {name}"] = lambda f=factory: run(  # type: ignore[misc]
+                _async_times(addresses, a), loop_factory=f
+            )
         for client, measure in clients.items():
             try:
-                times = {transport: measure(address) for transport, address in addresses.items()}
+                times = measure()
             except TypeError as exc:
                 if client != "AsyncSession uvloop":
                     raise
@@ -203,20 +276,7 @@ def main() -> int:
                 print(f"VMTEST-FIGURE {client} failed: {type(exc).__name__}: {exc}", flush=True)
                 failed = True
                 continue
-            _figure(
-                f"noop latency, {client} (median of {NOOP_CALLS})",
-                times["vsock"][0],
-                times["tcp"][0],
-                "us",
-                1e6,
-            )
-            _figure(
-                f"8 MiB fpga_vadd bandwidth, {client} (2 in + 1 out, median of {VADD_CALLS})",
-                PAYLOAD / times["vsock"][1],
-                PAYLOAD / times["tcp"][1],
-                "MB/s",
-                1e-6,
-            )
+            _report(client, times, "noop latency", "8 MiB fpga_vadd bandwidth")
     except Exception as exc:
         print(f"VMTEST-FIGURE failed: {type(exc).__name__}: {exc}", flush=True)
         return 1
