@@ -25,7 +25,10 @@ from .status import Status
 EXT_ARRAY_REF = 1
 EXT_BYTES_REF = 2
 EXT_ARRAY_INLINE = 3
-INLINE_MAX = 1024
+#: Arrays and byte strings under this size travel inline, in the message body ...
+INLINE_MAX = 64 * 1024
+#: ... until a message holds this many inline bytes: the rest go out of band.
+INLINE_TOTAL = 256 * 1024
 #: Array element kinds that may cross the wire (no objects, no structured or void types).
 SAFE_KINDS = frozenset("biufc")
 MAX_NDIM = 32
@@ -62,24 +65,44 @@ def _describe(arr: np.ndarray[Any, Any]) -> bytes:
     )
 
 
-def _prepare_other(obj: Any, bufs: list[memoryview], depth: int) -> Any:
+class _Prepared:
+    """What `prepare` collects while it walks a value: out-of-band buffers, inline room."""
+
+    __slots__ = ("bufs", "inline_left")
+
+    def __init__(self) -> None:
+        self.bufs: list[memoryview] = []
+        self.inline_left = INLINE_TOTAL
+
+    def inline(self, nbytes: int) -> bool:
+        """Whether `nbytes` more go inline (small, and room left in the body)."""
+        if nbytes < INLINE_MAX and nbytes <= self.inline_left:
+            self.inline_left -= nbytes
+            return True
+        return False
+
+    def refer(self, view: memoryview) -> bytes:
+        """Carry `view` out of band; its index, packed for an ext payload."""
+        self.bufs.append(view)
+        return _INDEX.pack(len(self.bufs) - 1)
+
+
+def _prepare_other(obj: Any, out: _Prepared, depth: int) -> Any:
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in SAFE_KINDS:
             raise EncodeError(f"arrays of dtype {obj.dtype} cannot be sent")
-        if obj.nbytes < INLINE_MAX:
-            return msgpack.ExtType(EXT_ARRAY_INLINE, _describe(obj) + obj.tobytes())
-        bufs.append(_array_bytes(obj))
-        return msgpack.ExtType(EXT_ARRAY_REF, _INDEX.pack(len(bufs) - 1) + _describe(obj))
+        if out.inline(obj.nbytes):  # one copy: descriptor and data joined into the payload
+            return msgpack.ExtType(EXT_ARRAY_INLINE, b"".join((_describe(obj), _array_bytes(obj))))
+        return msgpack.ExtType(EXT_ARRAY_REF, out.refer(_array_bytes(obj)) + _describe(obj))
     if isinstance(obj, (bytes, bytearray, memoryview)):
         view = memoryview(obj).cast("B") if isinstance(obj, memoryview) else obj
-        if len(view) < INLINE_MAX:
+        if out.inline(len(view)):
             return bytes(view)
-        bufs.append(memoryview(view))
-        return msgpack.ExtType(EXT_BYTES_REF, _INDEX.pack(len(bufs) - 1))
+        return msgpack.ExtType(EXT_BYTES_REF, out.refer(memoryview(view)))
     if isinstance(obj, dict):
-        return {k: _prepare(v, bufs, depth + 1) for k, v in obj.items()}
+        return {k: _prepare(v, out, depth + 1) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_prepare(x, bufs, depth + 1) for x in obj]
+        return [_prepare(x, out, depth + 1) for x in obj]
     if isinstance(obj, (int, float, str)):  # subclasses: bool, IntEnum, ...
         return obj
     if isinstance(obj, np.generic):
@@ -87,21 +110,21 @@ def _prepare_other(obj: Any, bufs: list[memoryview], depth: int) -> Any:
     raise EncodeError(f"values of type {type(obj).__name__} cannot be sent")
 
 
-def _prepare(obj: Any, bufs: list[memoryview], depth: int) -> Any:
+def _prepare(obj: Any, out: _Prepared, depth: int) -> Any:
     kind = type(obj)
     if kind in _PLAIN_TYPES:
         return obj
     if depth > MAX_NDIM:
         raise EncodeError("value nests too deeply to send")
     if kind is list or kind is tuple:
-        return [_prepare(x, bufs, depth + 1) for x in obj]
-    return _prepare_other(obj, bufs, depth)
+        return [_prepare(x, out, depth + 1) for x in obj]
+    return _prepare_other(obj, out, depth)
 
 
 def prepare(value: Any) -> tuple[Any, list[memoryview]]:
     """`value` with arrays and large byte strings replaced by references, and those buffers."""
-    bufs: list[memoryview] = []
-    return _prepare(value, bufs, 0), bufs
+    out = _Prepared()
+    return _prepare(value, out, 0), out.bufs
 
 
 def _dtype(text: bytes) -> np.dtype[Any]:
@@ -211,6 +234,21 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+#: Bodies up to this size are decoded with no counting hook: they cannot hold more values
+#: than bytes, and the recursive walks over decoded values check their depth themselves.
+SMALL_BODY = 4096
+
+
+def _undecodable(exc: Exception) -> ProtocolError:
+    if isinstance(exc, _TooLarge) or (isinstance(exc, ValueError) and "exceeds max_" in str(exc)):
+        return ProtocolError(  # our count, or msgpack's own length limits
+            f"message body too large to decode: {exc}", Status.RESOURCE_EXHAUSTED, fatal=False
+        )
+    return ProtocolError(  # msgpack raises many types; all mean "not a valid body"
+        f"message body is not valid msgpack: {type(exc).__name__}: {exc}", fatal=False
+    )
+
+
 def decode_counting(
     body: bytes | memoryview, max_elements: int = 16384, max_depth: int = 32
 ) -> tuple[Any, bool]:
@@ -220,6 +258,12 @@ def decode_counting(
     of nesting: decoding a hostile body costs bounded time and no recursion.
     """
     before = _Ref.made
+    if len(body) <= SMALL_BODY:  # the small-call fast path
+        try:
+            value = msgpack.unpackb(body, raw=False, ext_hook=_ext_hook, strict_map_key=False)
+        except Exception as exc:
+            raise _undecodable(exc) from None
+        return value, _Ref.made != before
     count = [0, 0]  # values in lists, lists
 
     def counted(items: list[Any]) -> list[Any]:
@@ -239,27 +283,15 @@ def decode_counting(
             max_array_len=max_elements,
             max_map_len=max_elements // 4,
         )
-    except _TooLarge as exc:
-        raise ProtocolError(
-            f"message body too large to decode: {exc}", Status.RESOURCE_EXHAUSTED, fatal=False
-        ) from None
-    except ValueError as exc:
-        if "exceeds max_" in str(exc):  # msgpack's own length limits
-            raise ProtocolError(
-                f"message body too large to decode: {exc}", Status.RESOURCE_EXHAUSTED, fatal=False
-            ) from None
-        raise ProtocolError(f"message body is not valid msgpack: {exc}", fatal=False) from None
-    except Exception as exc:  # msgpack raises many types; all mean "not a valid body"
-        raise ProtocolError(
-            f"message body is not valid msgpack: {type(exc).__name__}: {exc}", fatal=False
-        ) from None
+    except Exception as exc:
+        raise _undecodable(exc) from None
     # Nesting deeper than max_depth needs more than max_depth lists: most bodies have a few.
     if count[1] > max_depth and _depth(value, max_depth) > max_depth:
         raise ProtocolError(f"message body nests deeper than {max_depth} levels", fatal=False)
     return value, _Ref.made != before
 
 
-def _bind(obj: Any, data: MessageData | None, seen: list[bool]) -> Any:
+def _bind(obj: Any, data: MessageData | None, seen: list[bool], depth: int = 0) -> Any:
     if isinstance(obj, _Ref):
         if data is None:
             raise ValueError(f"reference to buffer {obj.index} in a message with no buffers")
@@ -273,10 +305,12 @@ def _bind(obj: Any, data: MessageData | None, seen: list[bool]) -> Any:
                 f"does not match its {region.nbytes} bytes"
             )
         return region.view(obj.dtype).reshape(obj.shape)
+    if isinstance(obj, (list, dict)) and depth > MAX_NDIM:
+        raise ValueError(f"the body nests deeper than {MAX_NDIM} levels")
     if isinstance(obj, list):
-        return [_bind(x, data, seen) for x in obj]
+        return [_bind(x, data, seen, depth + 1) for x in obj]
     if isinstance(obj, dict):
-        return {k: _bind(v, data, seen) for k, v in obj.items()}
+        return {k: _bind(v, data, seen, depth + 1) for k, v in obj.items()}
     return obj
 
 

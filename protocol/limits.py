@@ -9,7 +9,6 @@ can use up what the others need.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,8 +58,11 @@ class Budget:
     """A shared allowance (bytes, sessions, calls) that many users draw on at once.
 
     `take` either reserves the whole amount or nothing; `give` returns it. Refusals are
-    counted (`refused`) for metrics. Thread-safe: plugins may free from pool threads.
+    counted (`refused`) for metrics. Budgets belong to one event loop's thread (the
+    agent's); work in pool threads hands its releases back to that thread.
     """
+
+    __slots__ = ("limit", "name", "peak", "refused", "used")
 
     def __init__(self, limit: int, name: str = "budget") -> None:
         self.limit = limit
@@ -68,22 +70,21 @@ class Budget:
         self.used = 0
         self.peak = 0
         self.refused = 0
-        self._lock = threading.Lock()
 
     def take(self, amount: int) -> bool:
         """Reserve `amount`; False (and nothing reserved) if it does not fit."""
-        with self._lock:
-            if self.used + amount > self.limit:
-                self.refused += 1
-                return False
-            self.used += amount
-            self.peak = max(self.peak, self.used)
-            return True
+        used = self.used + amount
+        if used > self.limit:
+            self.refused += 1
+            return False
+        self.used = used
+        if used > self.peak:
+            self.peak = used
+        return True
 
     def give(self, amount: int) -> None:
         """Return what `take` reserved."""
-        with self._lock:
-            self.used -= amount
+        self.used -= amount
 
     @property
     def free(self) -> int:
@@ -100,6 +101,8 @@ class Account:
     `refusal` names the budget that said no last time, so an error can name the limit.
     """
 
+    __slots__ = ("budgets", "held", "refusal")
+
     def __init__(self, budgets: Sequence[Budget]) -> None:
         self.budgets = list(budgets)
         self.held = 0
@@ -109,22 +112,23 @@ class Account:
         """Charge `amount` to every budget of the chain, or to none."""
         if amount <= 0:
             return True
-        taken: list[Budget] = []
-        for budget in self.budgets:
-            if not budget.take(amount):
-                for done in taken:
-                    done.give(amount)
+        budgets = self.budgets
+        for budget in budgets:
+            if budget.used + amount > budget.limit:
+                budget.refused += 1
                 self.refusal = budget
                 return False
-            taken.append(budget)
+        for budget in budgets:
+            used = budget.used = budget.used + amount
+            if used > budget.peak:
+                budget.peak = used
         self.held += amount
         return True
 
     def extend(self, budget: Budget) -> None:
         """Add a budget to the chain, charging it what the account already holds."""
-        with budget._lock:
-            budget.used += self.held
-            budget.peak = max(budget.peak, budget.used)
+        budget.used += self.held
+        budget.peak = max(budget.peak, budget.used)
         self.budgets.append(budget)
 
     def give(self, amount: int) -> None:
@@ -132,7 +136,7 @@ class Account:
         if amount <= 0:
             return
         for budget in self.budgets:
-            budget.give(amount)
+            budget.used -= amount
         self.held -= amount
 
     def release_all(self) -> None:

@@ -304,7 +304,7 @@ class AgentConnection(Handler):
             )
         call.charged += result_bytes
         runtime = self.state.runtime
-        route = runtime.route(session, op, checked, session.hint)
+        route = runtime.route(session, op, checked, session.hint, result_bytes)
         positions = spec.file_results
         if route.inline:
             raw = runtime.run(route, session, op, checked)

@@ -11,6 +11,7 @@ connection or peer can use up what the others need.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -213,12 +214,7 @@ class AgentState:
         counts = self.latency.get(method)
         if counts is None:
             counts = self.latency[method] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                counts[i] += 1
-                break
-        else:
-            counts[len(LATENCY_BUCKETS)] += 1
+        counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the last: +Inf
         counts[-1] += seconds
 
     def traffic(self) -> tuple[int, int]:

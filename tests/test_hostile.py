@@ -388,10 +388,20 @@ def test_a_million_values_are_refused_fast(address: str) -> None:
 
 def test_deep_nesting_is_an_invalid_argument(address: str) -> None:
     peer = RawPeer(address)
+    sid0 = session_of(peer)
     nested: Any = 1
     for _ in range(600):
         nested = [nested]
-    body = msgpack.packb(["op", [1, VADD, nested], None, {}, []])
+    body = msgpack.packb(["op", [sid0, VADD, [nested, [1.0]]], None, {}, []])
+    sid = peer.conn.next_stream_id
+    peer.conn.next_stream_id += 2
+    peer.conn.open_streams.add(sid)
+    peer.send(raw_header(len(body), sid, FrameType.REQUEST) + body)
+    resp = answer(peer, sid)
+    assert resp.status == Status.INVALID_ARGUMENT and "element 0" in resp.message
+    assert len(resp.message) < 300  # the value is shown short, never in full
+    nested = [nested, "x" * 5000]  # a large body: refused by the decoder itself
+    body = msgpack.packb(["op", [sid0, VADD, nested], None, {}, []])
     sid = peer.conn.next_stream_id
     peer.conn.next_stream_id += 2
     peer.conn.open_streams.add(sid)
@@ -437,7 +447,7 @@ def test_deadline_stops_work_in_the_pool() -> None:
             start = time.monotonic()
             small = np.ones(200_000, f32)
             np.testing.assert_array_equal(s.fpga_vadd(small, small), small + small)
-            assert time.monotonic() - start < 0.15
+            assert time.monotonic() - start < 1.0  # the product alone would take seconds
     finally:
         runtime.close()
         assert proc.stop() == 0

@@ -322,14 +322,14 @@ def test_header_layout() -> None:
 def test_memory_budget_is_held_until_the_response() -> None:
     from vaccel.protocol.limits import Account, Budget
 
-    budget = Budget(100_000, "agent memory")
+    budget = Budget(250_000, "agent memory")
     client = Connection(True)
     server = Connection(False, account=Account([budget]))
     server.receive(client.hello())
     client.receive(server.hello())
-    big = np.zeros(60_000, np.uint8)
+    big = np.zeros(150_000, np.uint8)  # out of band (over the inline threshold)
     (first,) = server.receive(wire(client.request("op", [big])[1]))
-    assert isinstance(first, Request) and budget.used >= 60_000
+    assert isinstance(first, Request) and budget.used >= 150_000
     (second,) = server.receive(wire(client.request("op", [big])[1]))
     assert isinstance(second, Rejected) and second.status == Status.RESOURCE_EXHAUSTED
     assert "agent memory limit" in second.message
@@ -487,9 +487,8 @@ def test_deep_nesting_is_refused_without_recursion() -> None:
     nested: Any = 1
     for _ in range(900):
         nested = [nested]
-    (refused,) = server.receive(
-        frame(1, FrameType.REQUEST, msgpack.packb(["op", nested, None, {}, []]))
-    )
+    body = msgpack.packb(["op", [nested, "x" * 5000], None, {}, []])  # over the small-body path
+    (refused,) = server.receive(frame(1, FrameType.REQUEST, body))
     assert isinstance(refused, Rejected) and "deeper" in refused.message
 
 
@@ -517,3 +516,16 @@ def test_authentication_gates_everything_but_the_handshake() -> None:
     assert tenant == "alice" and server.state is State.OPEN
     with pytest.raises(ProtocolError, match="AUTH outside"):  # a second AUTH: fatal
         server.receive(client.auth(auth.answer("alice:s3cret", nonce)))
+
+
+def test_deep_small_bodies_are_checked_where_they_are_walked() -> None:
+    """A small deep body decodes (msgpack bounds its depth); walking it over buffers
+    refuses the depth, and nothing recurses without bound."""
+    client, server = pair()
+    nested: Any = codec.msgpack.ExtType(codec.EXT_BYTES_REF, (0).to_bytes(4, "big"))
+    for _ in range(100):
+        nested = [nested]
+    body = msgpack.packb(["op", nested, None, {}, [8]])
+    assert len(body) < codec.SMALL_BODY
+    (refused,) = server.receive(frame(1, FrameType.REQUEST, body, Flags.DATA))
+    assert isinstance(refused, Rejected) and "deeper" in refused.message

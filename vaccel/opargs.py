@@ -10,6 +10,7 @@ checks on what arrives over the wire, so a remote caller is held to the same rul
 from __future__ import annotations
 
 import numbers
+import reprlib
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +27,15 @@ F64 = np.dtype(np.float64)
 I32 = np.dtype(np.int32)
 
 Canonical = tuple[Any, ...]
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+
+
+def _show(value: object) -> str:
+    """A caller's value in an error message: short, and never deep (hostile input)."""
+    return _SHORT.repr(value)
 
 
 def _type_name(value: object) -> str:
@@ -62,7 +72,7 @@ def array_arg(value: Any, dtype: np.dtype[Any], name: str) -> tuple[npt.NDArray[
         if bad is not None:
             i, v = bad
             raise BadArgumentError(
-                message=f"{name} must be a list of {what}; element {i} is {v!r} ({_type_name(v)})"
+                message=f"{name} must be a list of {what}; element {i} is {_show(v)} ({_type_name(v)})"
             )
         if integral:
             wide = np.asarray(value, dtype=np.int64) if value else np.empty(0, np.int64)
@@ -95,7 +105,7 @@ def float_arg(value: Any, name: str) -> float:
 
 def str_arg(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value:
-        raise BadArgumentError(message=f"{name} must be a non-empty string; got {value!r}")
+        raise BadArgumentError(message=f"{name} must be a non-empty string; got {_show(value)}")
     return value
 
 
@@ -424,7 +434,7 @@ def genop_request(arg_read: Any) -> tuple[OpType, list[Any]]:
     try:
         op = OpType(int(first))
     except (TypeError, ValueError):
-        raise BadArgumentError(message=f"genop: {first!r} is not an OpType") from None
+        raise BadArgumentError(message=f"genop: {_show(first)} is not an OpType") from None
     if op in (OpType.MAX, OpType.OPENCV, OpType.TORCH_SGEMM):
         raise BadArgumentError(message=f"genop: op {op.name} cannot be called through genop")
     return op, [a.buf if isinstance(a, Arg) else a for a in arg_read[1:]]

@@ -36,6 +36,9 @@ from .plugin import Impl, Plugin, SessionLike
 from .policy import CostModel
 from .registry import resolve_plugin
 
+#: Calls whose result may exceed this many bytes always run in the pool.
+INLINE_RESULT = 256 * 1024
+
 
 class Closeable(Protocol):
     """What the runtime frees at shutdown (open sessions)."""
@@ -47,12 +50,6 @@ class Closeable(Protocol):
         ...
 
 
-class Profiled(Protocol):
-    """A session that records per-op call counts and times."""
-
-    profile: dict[str, list[float]]
-
-
 @dataclass(frozen=True, slots=True)
 class Route:
     """Where one call goes: its plugin and implementation, inline or in the pool."""
@@ -60,7 +57,8 @@ class Route:
     plugin: Plugin
     impl: Impl
     inline: bool
-    key: Hashable
+    #: The call's cost class (None: not measured, the plugin declared it cheap or async).
+    key: Hashable | None
 
 
 def _make_rundir() -> str:
@@ -174,16 +172,32 @@ class Runtime:
 
     # ------------------------------------------------------------------ running ops
 
-    def route(self, session: SessionLike, op: OpType, args: tuple[Any, ...], hint: int) -> Route:
-        """Find the plugin for a checked call and decide whether it runs inline."""
+    def route(
+        self,
+        session: SessionLike,
+        op: OpType,
+        args: tuple[Any, ...],
+        hint: int,
+        result_bytes: int = 0,
+    ) -> Route:
+        """Find the plugin for a checked call and decide whether it runs inline.
+
+        A call whose result would exceed `INLINE_RESULT` bytes never runs inline: making
+        it could hold the caller's event loop whatever its inputs.
+        """
         plugin, impl = self.find(op, hint)
+        if impl.async_ is not None:
+            return Route(plugin, impl, False, None)
+        if not impl.blocking:
+            return Route(plugin, impl, True, None)
         key = self.costs.key(plugin.display_name, op, impl, session, args)
-        inline = impl.async_ is None and self.costs.inline(impl, key, session, args)
+        inline = result_bytes <= INLINE_RESULT and self.costs.inline(impl, key, session, args)
         return Route(plugin, impl, inline, key)
 
     def run(self, route: Route, session: SessionLike, op: OpType, args: tuple[Any, ...]) -> Any:
         """Run a call on this thread (sync callers, or an inline route)."""
-        start = time.perf_counter()
+        timed = route.key is not None or self.profiling  # calls declared cheap: not timed
+        start = time.perf_counter() if timed else 0.0
         try:
             return route.impl.sync(session, *args)
         except VaccelError:
@@ -191,7 +205,8 @@ class Runtime:
         except Exception as exc:
             raise self._failure(route.plugin, op, exc) from exc
         finally:
-            self._timed(route, session, op, time.perf_counter() - start)
+            if timed:
+                self._timed(route, session, op, time.perf_counter() - start)
 
     def call(self, session: SessionLike, op: OpType, args: tuple[Any, ...], hint: int = 0) -> Any:
         """Run a checked op for a sync caller."""
@@ -223,7 +238,7 @@ class Runtime:
         """Run a checked op for an asyncio caller: coroutine, inline, or in the pool."""
         route = self.route(session, op, args, hint)
         if route.impl.async_ is not None:
-            start = time.perf_counter()
+            start = time.perf_counter() if self.profiling else 0.0
             try:
                 return await route.impl.async_(session, *args)
             except VaccelError:
@@ -231,7 +246,8 @@ class Runtime:
             except Exception as exc:
                 raise self._failure(route.plugin, op, exc) from exc
             finally:
-                self._timed(route, session, op, time.perf_counter() - start)
+                if self.profiling:
+                    self._timed(route, session, op, time.perf_counter() - start)
         if route.inline:
             return self.run(route, session, op, args)
         scope = scope if scope is not None else CallScope()
@@ -244,7 +260,8 @@ class Runtime:
             raise
 
     def _timed(self, route: Route, session: Any, op: OpType, seconds: float) -> None:
-        self.costs.record(route.key, seconds)
+        if route.key is not None:
+            self.costs.record(route.key, seconds)
         if self.profiling:
             entry = session.profile.setdefault(CATALOGUE[op].method, [0, 0.0])
             entry[0] += 1
