@@ -10,10 +10,10 @@ from vaccel.config import Config
 from vaccel.protocol.address import parse_address
 
 
-async def _ping(address: str, count: int) -> None:
+async def _ping(address: str, count: int, timeout: float) -> None:
     parsed = parse_address(address)
     kwargs = client_credentials(Config.from_env(), [parsed]).for_address(parsed)
-    client = await AsyncClient.connect(parsed, public=True, **kwargs)
+    client = await AsyncClient.connect(parsed, timeout, public=True, **kwargs)
     peer = client.peer.agent if client.peer else "?"
     print(f"connected to {address} ({peer})")
     try:
@@ -24,7 +24,12 @@ async def _ping(address: str, count: int) -> None:
         await client.close()
 
 
-def ping(address: str | None, count: int) -> int:
-    """Reach the agent at `address` (default VACCEL_RPC_ADDRESS) and time `count` PINGs."""
-    asyncio.run(_ping(address or Config.from_env().rpc_address, max(1, count)))
+def ping(address: str | None, count: int, timeout: float = 10.0) -> int:
+    """Reach the agent at `address` (default VACCEL_RPC_ADDRESS) and time `count` PINGs.
+
+    Waits at most `timeout` seconds for the connection and its handshake; raises
+    UnavailableError (or UnauthenticatedError) naming the agent when that fails.
+    """
+    where = address or Config.from_env().rpc_address.split(",")[0].strip()
+    asyncio.run(_ping(where, max(1, count), max(0.001, timeout)))
     return 0

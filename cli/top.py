@@ -27,7 +27,8 @@ def _rich() -> Any:
         import rich
     except ImportError:
         raise SystemExit(
-            "vaccel top needs the rich package: pip install 'pyvaccel[top]' (or pip install rich)"
+            "vaccel top: needs the rich package: pip install rich "
+            "(or pip install '.[top]' in the pyvaccel clone)"
         ) from None
     import rich.box
     import rich.console
