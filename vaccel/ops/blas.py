@@ -25,12 +25,32 @@ class BlasMixin(OpsBase[R]):
         ldc: int,
         c: Any = None,
     ) -> R:
-        """C = alpha * A[m x k] @ B[k x n] + beta * C, row-major with leading dimensions.
+        """Single-precision matrix multiply: C = alpha * A @ B + beta * C, row-major.
 
-        Returns the m*n elements of C (a list for list inputs, an array for arrays). `c`,
-        a pyvaccel extension, gives C's initial values (zeros otherwise).
+        Args:
+            m: rows of A and C.
+            n: columns of B and C.
+            k: columns of A, rows of B.
+            alpha: the factor of A @ B.
+            a: A as float32 values, row i starting at element i * lda.
+            lda: A's leading dimension (at least k).
+            b: B as float32 values, row i starting at element i * ldb.
+            ldb: B's leading dimension (at least n).
+            beta: the factor of C's initial values.
+            ldc: C's leading dimension (at least n).
+            c: C's initial values, m * ldc of them (a pyvaccel extension; zeros when
+                omitted, as in vaccel-python).
 
-        Example: `session.sgemm(2, 2, 2, 1.0, [1, 2, 3, 4], 2, [1, 0, 0, 1], 2, 0.0, 2)`
-        gives `[1.0, 2.0, 3.0, 4.0]`.
+        Returns:
+            C's m * ldc elements: a list for list inputs, a float32 array for arrays.
+
+        Raises:
+            BadArgumentError: a size is negative, a leading dimension too small, or an
+                array holds fewer elements than the sizes need.
+            NotSupportedError: no loaded plugin implements it.
+
+        Examples:
+            >>> session.sgemm(2, 2, 2, 1.0, [1, 2, 3, 4], 2, [1, 0, 0, 1], 2, 0.0, 2)
+            [1.0, 2.0, 3.0, 4.0]
         """
         return self._op(OpType.BLAS_SGEMM, m, n, k, alpha, a, lda, b, ldb, beta, ldc, c)

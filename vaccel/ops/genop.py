@@ -12,12 +12,27 @@ class GenopMixin(OpsBase[R]):
     """`genop`: vAccel's generic entry point."""
 
     def genop(self, arg_read: list[Any], arg_write: list[Any] | None = None) -> R:
-        """Run the op named by `arg_read[0]` (an OpType) on the rest of `arg_read`.
+        """Run any op, named by number, on `Arg` lists (vAccel's generic entry point).
 
-        The op's results are written into `arg_write[i].buf` in order; returns None.
+        Args:
+            arg_read: `Arg(OpType.X)` first, then the op's arguments as `Arg`s, in the
+                order of the op's method.
+            arg_write: `Arg`s that receive the op's results, in order (`Arg.buf`).
 
-        Example: `session.genop([Arg(OpType.FPGA_VECTORADD), Arg(a), Arg(b)], [out])`
-        leaves a + b in `out.buf`.
+        Returns:
+            None: the results are in `arg_write`.
+
+        Raises:
+            BadArgumentError: the first item names no op, or the op's arguments are
+                wrong (as for the op's own method).
+            NotSupportedError: no loaded plugin implements the op.
+
+        Examples:
+            >>> out = Arg(np.zeros(2, np.float32))
+            >>> a, b = np.array([1, 2], np.float32), np.array([3, 4], np.float32)
+            >>> session.genop([Arg(OpType.FPGA_VECTORADD), Arg(a), Arg(b)], [out])
+            >>> out.buf
+            array([4., 6.], dtype=float32)
         """
         op, args = genop_request(arg_read)
         return self._op(op, *args, into=list(arg_write or []))

@@ -10,8 +10,18 @@ class NoopMixin(OpsBase[R]):
     """`noop`: does nothing, through whichever plugin serves it (a reachability check)."""
 
     def noop(self) -> R:
-        """Run the no-op; returns None.
+        """Run the empty operation: checks that a plugin (or an agent) answers.
 
-        Example: `session.noop()`.
+        The noop plugin logs the call at debug level, as vAccel's does.
+
+        Returns:
+            None.
+
+        Raises:
+            NotSupportedError: no loaded plugin implements noop.
+            UnavailableError: through an agent, when it cannot be reached.
+
+        Examples:
+            >>> session.noop()
         """
         return self._op(OpType.NOOP)

@@ -126,17 +126,70 @@ class Status:
 
 
 class TFMixin(OpsBase[R]):
-    """TensorFlow model ops on a registered MODEL resource (a SavedModel directory)."""
+    """TensorFlow model ops on a registered MODEL resource.
+
+    The tf plugin runs SavedModel directories (TensorFlow, optional); the onnx plugin
+    serves the same ops on ONNX models, nodes naming the graph's inputs and outputs.
+
+    Examples:
+        ```python
+        import numpy as np
+        from vaccel import Resource, ResourceType, Session
+        from vaccel.ops.tf import Node, Tensor
+
+        with Session() as s:  # VACCEL_PLUGINS=onnx
+            model = Resource("model.onnx", ResourceType.MODEL)
+            s.register_resource(model)
+            s.tf_model_load(model)
+            x = Tensor.from_numpy(np.zeros((1, 4), np.float32))
+            outs, status = s.tf_model_run(model, [Node("input")], [x], [Node("output")])
+            print(outs[0].as_numpy(), status.code)
+            s.tf_model_unload(model)
+        ```
+    """
 
     def tf_model_load(self, resource: Any) -> R:
-        """Load a TF model; returns a `Status`.
+        """Load a model, ready for `tf_model_run`.
 
-        Example: `status = session.tf_model_load(model)`.
+        Args:
+            resource: a MODEL `Resource` registered with this session.
+
+        Returns:
+            A `Status` (code 0 on success).
+
+        Raises:
+            PermissionDeniedError: `resource` is not registered with this session.
+            BadArgumentError: `resource` is not a MODEL resource, or a tensor does not
+                fit the model.
+            NotSupportedError: no loaded plugin implements it, or none can load this
+                model.
+            PluginFailure: the framework failed to load or run the model.
+
+        Examples:
+            >>> status = session.tf_model_load(model)  # doctest: +SKIP
         """
         return self._op(OpType.TF_MODEL_LOAD, resource)
 
     def tf_model_unload(self, resource: Any) -> R:
-        """Unload a TF model; returns a `Status`."""
+        """Unload a model loaded by `tf_model_load`.
+
+        Args:
+            resource: the MODEL `Resource` given to `tf_model_load`.
+
+        Returns:
+            A `Status` (code 0 on success).
+
+        Raises:
+            PermissionDeniedError: `resource` is not registered with this session.
+            BadArgumentError: `resource` is not a MODEL resource, or a tensor does not
+                fit the model.
+            NotSupportedError: no loaded plugin implements it, or none can load this
+                model.
+            PluginFailure: the framework failed to load or run the model.
+
+        Examples:
+            >>> status = session.tf_model_unload(model)  # doctest: +SKIP
+        """
         return self._op(OpType.TF_MODEL_UNLOAD, resource)
 
     def tf_model_run(
@@ -147,9 +200,29 @@ class TFMixin(OpsBase[R]):
         out_nodes: list[Node],
         run_options: Buffer | None = None,
     ) -> R:
-        """Run a TF model: one output tensor per `out_nodes` entry; returns (tensors, Status).
+        """Run a loaded model on input tensors.
 
-        Example: `outs, status = session.tf_model_run(model, [Node("in")], [t], [Node("out")])`.
+        Args:
+            resource: the MODEL `Resource` given to `tf_model_load`.
+            in_nodes: the graph's input nodes, one per tensor of `in_tensors`.
+            in_tensors: the inputs, `vaccel.ops.tf.Tensor`s.
+            out_nodes: the graph's output nodes to read.
+            run_options: opaque run options for the framework (a `Buffer`).
+
+        Returns:
+            (tensors, status): one `Tensor` per entry of `out_nodes`, and a `Status`.
+
+        Raises:
+            PermissionDeniedError: `resource` is not registered with this session.
+            BadArgumentError: `resource` is not a MODEL resource, or a tensor does not
+                fit the model.
+            NotSupportedError: no loaded plugin implements it, or none can load this
+                model.
+            PluginFailure: the framework failed to load or run the model.
+
+        Examples:
+            >>> outs, status = session.tf_model_run(  # doctest: +SKIP
+            ...     model, [Node("input")], [x], [Node("output")])
         """
         return self._op(OpType.TF_MODEL_RUN, resource, in_nodes, in_tensors, out_nodes, run_options)
 

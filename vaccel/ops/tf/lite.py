@@ -71,25 +71,94 @@ class Tensor(TensorBase):
 
 
 class TFLiteMixin(OpsBase[R]):
-    """TensorFlow Lite model ops on a registered MODEL resource (a .tflite file)."""
+    """TensorFlow Lite model ops on a registered MODEL resource (a .tflite file).
+
+    The tflite plugin (LiteRT) serves them.
+
+    Examples:
+        ```python
+        import numpy as np
+        from vaccel import PluginType, Resource, ResourceType, Session
+        from vaccel.ops.tf.lite import Tensor
+
+        with Session(PluginType.TENSORFLOW) as s:  # VACCEL_PLUGINS=tflite
+            model = Resource("model.tflite", ResourceType.MODEL)
+            s.register_resource(model)
+            s.tflite_model_load(model)
+            x = Tensor.from_numpy(np.zeros((1, 128, 128, 3), np.float32))
+            outs, status = s.tflite_model_run(model, [x], 1)
+            print(outs[0].dims, status)
+            s.tflite_model_unload(model)
+        ```
+    """
 
     def tflite_model_load(self, resource: Any) -> R:
-        """Load a TFLite model; returns None.
+        """Load a TFLite model, ready for `tflite_model_run`.
 
-        Example: `session.tflite_model_load(model)`.
+        Args:
+            resource: a MODEL `Resource` registered with this session.
+
+        Returns:
+            None.
+
+        Raises:
+            PermissionDeniedError: `resource` is not registered with this session.
+            BadArgumentError: `resource` is not a MODEL resource, or a tensor does not
+                fit the model.
+            NotSupportedError: no loaded plugin implements it, or none can load this
+                model.
+            PluginFailure: the framework failed to load or run the model.
+
+        Examples:
+            >>> session.tflite_model_load(model)  # doctest: +SKIP
         """
         return self._op(OpType.TFLITE_MODEL_LOAD, resource)
 
     def tflite_model_unload(self, resource: Any) -> R:
-        """Unload a TFLite model; returns None."""
+        """Unload a model loaded by `tflite_model_load`.
+
+        Args:
+            resource: the MODEL `Resource` given to `tflite_model_load`.
+
+        Returns:
+            None.
+
+        Raises:
+            PermissionDeniedError: `resource` is not registered with this session.
+            BadArgumentError: `resource` is not a MODEL resource, or a tensor does not
+                fit the model.
+            NotSupportedError: no loaded plugin implements it, or none can load this
+                model.
+            PluginFailure: the framework failed to load or run the model.
+
+        Examples:
+            >>> session.tflite_model_unload(model)  # doctest: +SKIP
+        """
         return self._op(OpType.TFLITE_MODEL_UNLOAD, resource)
 
     def tflite_model_run(
         self, resource: Any, in_tensors: list[Tensor], nr_out_tensors: int = 1
     ) -> R:
-        """Run a TFLite model; returns (output tensors, status int, 0 on success).
+        """Run a loaded TFLite model on input tensors.
 
-        Example: `outs, status = session.tflite_model_run(model, [t], 1)`.
+        Args:
+            resource: the MODEL `Resource` given to `tflite_model_load`.
+            in_tensors: the inputs, `vaccel.ops.tf.lite.Tensor`s, in the model's order.
+            nr_out_tensors: how many of the model's outputs to return.
+
+        Returns:
+            (tensors, status): the output `Tensor`s and an int status, 0 on success.
+
+        Raises:
+            PermissionDeniedError: `resource` is not registered with this session.
+            BadArgumentError: `resource` is not a MODEL resource, or a tensor does not
+                fit the model.
+            NotSupportedError: no loaded plugin implements it, or none can load this
+                model.
+            PluginFailure: the framework failed to load or run the model.
+
+        Examples:
+            >>> outs, status = session.tflite_model_run(model, [x], 1)  # doctest: +SKIP
         """
         return self._op(OpType.TFLITE_MODEL_RUN, resource, in_tensors, nr_out_tensors)
 
