@@ -14,10 +14,12 @@ each way, on a plain socket of each transport (sendall/recv_into against a serve
 They give the transport's own ratio.
 
 The guest is emulated (QEMU TCG) on a host that may be busy, so absolute times mean
-little. Both transports' connections are open at once, and the measurements alternate
-between them in rounds, so a change of load hits both alike; the ratio vsock/TCP is what
-counts. Each result goes to stdout as a "VMTEST-FIGURE ..." line, which vm/run.sh prints
-again at the end. The exit status is 1 when a measurement fails.
+little; the ratio vsock/TCP is what counts. Two things keep it steady. vm/guest.sh pins
+this process and its agent to one vCPU: a wakeup across vCPUs costs anything from 0.1 to
+8 ms under emulation. And both transports' connections are open at once, with the
+measurements alternating between them in rounds, so a change of load hits both alike.
+Each result goes to stdout as a "VMTEST-FIGURE ..." line, which vm/run.sh prints again at
+the end. The exit status is 1 when a measurement fails.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@
 # marker lines: "VMTEST-SUMMARY <pytest summary>", "VMTEST-FIGURE <line>" and, last,
 # "VMTEST-EXIT <status>". This script exits non-zero on a failing status, on a timeout
 # (VMTEST_TIMEOUT seconds, default 360) and on a guest that never reports.
-# VMTEST_CMD=/abs/path/script runs that executable in the guest instead (debugging).
+# VMTEST_CMD=/abs/path/script runs that executable in the guest instead, and VMTEST_APPEND
+# adds kernel parameters (both for debugging).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +36,7 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -machine pc -m 2048 -smp 2 \
     -nodefaults -display none -no-reboot \
     -kernel "$KERNEL" -initrd "$INITRD" \
-    -append "console=ttyS0 quiet loglevel=3 panic=-1 vmtest.cmd=$GUEST_CMD" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 ${VMTEST_APPEND:-} vmtest.cmd=$GUEST_CMD" \
     -chardev stdio,id=console,signal=off -serial chardev:console \
     -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
     -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
