@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 PYNQ_VENV := .venv-pynq
 # PYNQ 3.x images run Python 3.10: .venv-pynq mirrors one (Python 3.10, pynq, numpy<2).
 # The first python3.10 that runs (a pyenv shim may exist and refuse).
@@ -13,7 +14,7 @@ INFERENCE_EXTRAS := onnx,tflite,torch,inference-test
 MEDIAPIPE_VERSION := 0.10.21
 MEDIAPIPE_WHEEL := build/mediapipe/mediapipe-$(MEDIAPIPE_VERSION)-cp311-cp311-manylinux_2_28_x86_64.whl
 
-.PHONY: install test demo agent bench lint clean test-pynq wheel
+.PHONY: install test demo agent bench lint clean test-pynq wheel docs
 
 $(STAMP): pyproject.toml $(MEDIAPIPE_WHEEL)
 	$(PYTHON) -m venv $(VENV)
@@ -68,10 +69,20 @@ agent: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/vaccel bench
 
-lint: $(STAMP)
+lint: $(STAMP) $(DOCS_STAMP)
 	$(VENV)/bin/ruff check vaccel protocol transport server client plugins tests
 	rm -rf build/typecheck build/lib build/bdist* && $(PY) -m pip install -q --no-deps --target build/typecheck .
 	cd build/typecheck && ../../$(PY) -m mypy --config-file ../../pyproject.toml -p vaccel
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -q
+
+# The documentation site (mkdocs-material, mkdocstrings): build/site/index.html. The docs
+# extra is installed here, not by make install. --strict: any warning fails the build.
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(STAMP) $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) $(PYNQ_VENV) build *.egg-info

@@ -1,6 +1,6 @@
 """`vaccel`: run vAccel's example programs, and inspect, probe and measure agents.
 
-Plugins come from VACCEL_PLUGINS (noop when it is not set); through an agent,
+Plugins come from VACCEL_PLUGINS (e.g. VACCEL_PLUGINS=numpy); through an agent,
 VACCEL_PLUGINS=rpc and VACCEL_RPC_ADDRESS=tcp://HOST:PORT. `vaccel COMMAND --help`
 describes each command.
 """
