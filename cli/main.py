@@ -116,7 +116,9 @@ def from_agent(exc: VaccelError, runtime: Any) -> VaccelError:
     if not remote or isinstance(exc, (UnavailableError, examples.LocalError)):
         return exc  # local, or already naming the agent it could not reach
     address = runtime.config.rpc_address
-    message = f"the agent at {address}: {exc.message}"
+    message = exc.message
+    if "agent at " not in message:  # say which agent, unless the message already does
+        message = f"the agent at {address}: {message}"
     if "VACCEL_PLUGINS" in exc.message:
         message += (
             " (that is the agent's setting: start vaccel-agent with --plugins NAME, "
