@@ -119,12 +119,45 @@ class Tensor(TensorBase):
 
 
 class TorchMixin(OpsBase[R]):
-    """Torch model ops on a registered MODEL resource (a TorchScript file)."""
+    """Torch model ops on a registered MODEL resource (a TorchScript file).
+
+    The torch plugin (CPU torch) serves them.
+
+    Examples:
+        ```python
+        import numpy as np
+        from vaccel import PluginType, Resource, ResourceType, Session
+        from vaccel.ops.torch import Tensor
+
+        with Session(PluginType.TORCH) as s:  # VACCEL_PLUGINS=torch
+            model = Resource("model.pt", ResourceType.MODEL)  # torch.jit.save'd
+            s.register_resource(model)
+            s.torch_model_load(model)
+            outs = s.torch_model_run(model, [Tensor.from_numpy(np.ones((1, 4), np.float32))])
+            print(outs[0].as_numpy())
+        ```
+    """
 
     def torch_model_load(self, resource: Any) -> R:
-        """Load a TorchScript model; returns None.
+        """Load a TorchScript model, ready for `torch_model_run`.
 
-        Example: `session.torch_model_load(model)`.
+        Args:
+            resource: a MODEL `Resource` registered with this session (a file written by
+                `torch.jit.save`).
+
+        Returns:
+            None.
+
+        Raises:
+            PermissionDeniedError: `resource` is not registered with this session.
+            BadArgumentError: `resource` is not a MODEL resource, or a tensor does not
+                fit the model.
+            NotSupportedError: no loaded plugin implements it, or none can load this
+                model.
+            PluginFailure: torch failed to load or run the model.
+
+        Examples:
+            >>> session.torch_model_load(model)  # doctest: +SKIP
         """
         return self._op(OpType.TORCH_MODEL_LOAD, resource)
 
@@ -135,9 +168,27 @@ class TorchMixin(OpsBase[R]):
         nr_out_tensors: int = 1,
         run_options: Buffer | None = None,
     ) -> R:
-        """Run a TorchScript model; returns the output tensors.
+        """Run a loaded TorchScript model on input tensors.
 
-        Example: `outs = session.torch_model_run(model, [Tensor.from_numpy(x)])`.
+        Args:
+            resource: the MODEL `Resource` given to `torch_model_load`.
+            in_tensors: the inputs, `vaccel.ops.torch.Tensor`s, in the model's order.
+            nr_out_tensors: how many outputs to return.
+            run_options: opaque run options (a `vaccel.ops.tf.Buffer`).
+
+        Returns:
+            The output `Tensor`s (`Tensor.as_torch()` or `.as_numpy()` read them).
+
+        Raises:
+            PermissionDeniedError: `resource` is not registered with this session.
+            BadArgumentError: `resource` is not a MODEL resource, or a tensor does not
+                fit the model.
+            NotSupportedError: no loaded plugin implements it, or none can load this
+                model.
+            PluginFailure: torch failed to load or run the model.
+
+        Examples:
+            >>> outs = session.torch_model_run(model, [x])  # doctest: +SKIP
         """
         return self._op(OpType.TORCH_MODEL_RUN, resource, in_tensors, nr_out_tensors, run_options)
 
