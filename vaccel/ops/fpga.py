@@ -12,32 +12,85 @@ class FpgaMixin(OpsBase[R]):
     """Vector add, array copy, matrix multiply and parallel add/multiply."""
 
     def fpga_arraycopy(self, a: Any) -> R:
-        """A copy of the int32 array `a`.
+        """Copy an array through the accelerator (the pynq plugin's arraycopy core).
 
-        Example: `session.fpga_arraycopy([1, 2, 3])` gives `[1, 2, 3]`.
+        Args:
+            a: int32 values: a list, a tuple or a NumPy array of integers in the int32
+                range; not empty.
+
+        Returns:
+            A copy of `a`: a list for a list or tuple, an int32 array for an array.
+
+        Raises:
+            BadArgumentError: `a` is empty, not integers, or outside the int32 range.
+            NotSupportedError: no loaded plugin implements it.
+
+        Examples:
+            >>> session.fpga_arraycopy([1, 2, 3])
+            [1, 2, 3]
         """
         return self._op(OpType.FPGA_ARRAYCOPY, a)
 
     def fpga_mmult(self, a: Any, b: Any) -> R:
-        """The product of two square float32 matrices given flat (n*n elements each).
+        """Multiply two square float32 matrices, given flat in row-major order.
 
-        The noop plugin accepts any length, as vAccel's does.
+        Args:
+            a: the n x n left matrix as n*n numbers (list, tuple or array).
+            b: the n x n right matrix, as many numbers as `a`.
 
-        Example: `session.fpga_mmult([1, 2, 3, 4], [5, 6, 7, 8])` gives
-        `[19.0, 22.0, 43.0, 50.0]` with the numpy plugin.
+        Returns:
+            The n*n elements of a @ b, row-major: a list for lists, a float32 array for
+            arrays. The noop plugin accepts any length and returns vAccel's dummy values.
+
+        Raises:
+            BadArgumentError: the lengths differ, are not a square, or are zero.
+            NotSupportedError: no loaded plugin implements it.
+
+        Examples:
+            >>> session.fpga_mmult([1, 2, 3, 4], [5, 6, 7, 8])
+            [19.0, 22.0, 43.0, 50.0]
         """
         return self._op(OpType.FPGA_MMULT, a, b)
 
     def fpga_parallel(self, a: Any, b: Any) -> R:
-        """(a + b, a * b) of two float32 arrays of one length.
+        """Add and multiply two float32 vectors element by element, in one call.
 
-        Example: `session.fpga_parallel([1, 2], [3, 4])` gives `([4.0, 6.0], [3.0, 8.0])`.
+        Args:
+            a: float32 values (list, tuple or array); not empty.
+            b: as many values as `a`.
+
+        Returns:
+            The pair (a + b, a * b): lists for lists, float32 arrays for arrays.
+
+        Raises:
+            BadArgumentError: the lengths differ, or `a` is empty or not numbers.
+            NotSupportedError: no loaded plugin implements it.
+
+        Examples:
+            >>> session.fpga_parallel([1, 2], [3, 4])
+            ([4.0, 6.0], [3.0, 8.0])
         """
         return self._op(OpType.FPGA_PARALLEL, a, b)
 
     def fpga_vadd(self, a: Any, b: Any) -> R:
-        """a + b of two float32 arrays of one length.
+        """Add two float32 vectors element by element (the pynq plugin's vadd core).
 
-        Example: `session.fpga_vadd([5.0, 1.0], [-2.2, 1.1])` gives `[2.8, 2.1]` (float32).
+        Args:
+            a: float32 values (list, tuple or array); not empty.
+            b: as many values as `a`.
+
+        Returns:
+            a + b: a list for lists (of the float32 sums as Python floats), a float32
+            array for arrays. The noop plugin returns vAccel's dummy 9.1 per element.
+
+        Raises:
+            BadArgumentError: the lengths differ, or `a` is empty or not numbers.
+            NotSupportedError: no loaded plugin implements it.
+
+        Examples:
+            >>> session.fpga_vadd([1.0, 2.0], [3.0, 4.0])
+            [4.0, 6.0]
+            >>> session.fpga_vadd(np.array([1, 2], np.float32), np.array([3, 4], np.float32))
+            array([4., 6.], dtype=float32)
         """
         return self._op(OpType.FPGA_VECTORADD, a, b)
