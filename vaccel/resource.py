@@ -49,6 +49,22 @@ def _walk(root: Path) -> list[tuple[str, Path]]:
 class Resource:
     """A model, library or data blob that sessions can register and ops can use.
 
+    `Resource(paths, type_)`: one or more files or directories (a directory, such as a
+    TensorFlow SavedModel, holds every file under it); vAccel's `file://` prefix is
+    accepted. `Resource.from_buffer` and `Resource.from_numpy` hold bytes instead.
+    Register it with a session (`Session.register_resource`) before the ops that use
+    it; through an agent its contents are shipped once, at registration.
+
+    Args:
+        paths: a path, or a list of paths, of existing files or directories.
+        type_: `ResourceType.LIB`, `DATA` or `MODEL`.
+        blobs: contents held in memory instead of files (used by `from_buffer`).
+        names: the blobs' names.
+
+    Raises:
+        BadArgumentError: a path does not exist, `type_` is not a resource type, or
+            there is neither a path nor a buffer.
+
     Example:
         >>> import numpy as np
         >>> r = Resource.from_numpy(np.arange(4, dtype=np.float32))
@@ -111,7 +127,16 @@ class Resource:
     def from_buffer(
         cls, data: bytes | bytearray | memoryview, type_: ResourceType | int, name: str = "buffer"
     ) -> Resource:
-        """A resource holding `data` in memory."""
+        """A resource holding `data` in memory.
+
+        Args:
+            data: the contents.
+            type_: its `ResourceType`.
+            name: the file name plugins and the agent give it.
+
+        Raises:
+            BadArgumentError: `data` is not bytes-like.
+        """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise BadArgumentError(message=f"data must be bytes; got {type(data).__name__}")
         return cls(None, type_, blobs=[bytes(data)], names=[name])
@@ -120,7 +145,15 @@ class Resource:
     def from_numpy(
         cls, data: np.ndarray[Any, Any], type_: ResourceType | int = ResourceType.DATA
     ) -> Resource:
-        """A data resource holding a NumPy array (kept as the array, shipped as its bytes)."""
+        """A resource holding a NumPy array (kept as the array, shipped as its bytes).
+
+        Args:
+            data: the array.
+            type_: its `ResourceType` (DATA by default).
+
+        Raises:
+            BadArgumentError: `data` is not a NumPy array.
+        """
         if not isinstance(data, np.ndarray):
             raise BadArgumentError(message=f"data must be a NumPy array; got {type(data).__name__}")
         res = cls(None, type_, blobs=[np.ascontiguousarray(data).tobytes()], names=["array"])
