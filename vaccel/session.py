@@ -270,6 +270,23 @@ class Session(
 ):
     """A vAccel session for synchronous code: `with Session() as s: s.fpga_vadd(a, b)`.
 
+    Opening it runs every plugin's session hook (the rpc plugin creates the session on
+    its agent); every operation of `vaccel.ops` is a method. Close it with `close()` or
+    a `with` block: its resources are unregistered and, remotely, freed on the agent.
+
+    Args:
+        flags: hints: a `PluginType` (or its int) naming the kind of plugin the session
+            prefers when several loaded plugins serve an op (`PluginType.TORCH` sends
+            image ops to torch); 0 for none.
+        runtime: the runtime whose plugins run the ops (default: the process-wide one,
+            from the environment, `vaccel.bootstrap()`).
+
+    Raises:
+        BadArgumentError: `flags` is not a PluginType or a non-negative int.
+        UnavailableError: under the rpc plugin, the agent cannot be reached.
+        UnauthenticatedError: the agent wants a token, or refused ours.
+        ResourceExhaustedError: the agent's session limit for us is reached.
+
     Example:
         >>> from vaccel import Config, Runtime, Session
         >>> with Session(runtime=Runtime(Config("numpy", 0))) as s:
@@ -297,11 +314,31 @@ class Session(
         self.close()
 
     def register_resource(self, resource: Resource) -> None:
-        """Register a resource with this session (and its plugins)."""
+        """Register a resource with this session (and its plugins).
+
+        Through an agent, the resource's contents are sent to it now.
+
+        Args:
+            resource: the `Resource` to register.
+
+        Registering a resource twice does nothing.
+
+        Raises:
+            BadArgumentError: `resource` is not a `Resource`, or the session is closed;
+                a plugin's own error when it refuses the resource (an inference plugin
+                that cannot load a model).
+        """
         _drive(self._register_plan(resource))
 
     def unregister_resource(self, resource: Resource) -> None:
-        """Unregister a resource from this session."""
+        """Unregister a resource from this session (and from its plugins).
+
+        Args:
+            resource: a `Resource` registered with this session.
+
+        Raises:
+            PermissionDeniedError: it is not registered with this session.
+        """
         _drive(self._unregister_plan(resource))
 
     def _op(self, op: OpType, *args: Any, into: list[Any] | None = None) -> Any:
@@ -326,7 +363,18 @@ class AsyncSession(
 ):
     """The same operations as coroutines; blocking plugin work runs in the runtime's pool.
 
-    Open it with `async with AsyncSession() as s:` (or let the first op open it).
+    Open it with `async with AsyncSession() as s:` (or let the first op open it). Many
+    calls may be in flight at once (`asyncio.gather`); cancelling a call's task
+    cancels it, on the agent too. Arguments and errors are those of `Session`.
+
+    Example:
+        >>> import asyncio
+        >>> from vaccel import AsyncSession, Config, Runtime
+        >>> async def main():
+        ...     async with AsyncSession(runtime=Runtime(Config("numpy", 0))) as s:
+        ...         return await s.fpga_vadd([1.0], [2.0])
+        >>> asyncio.run(main())
+        [3.0]
     """
 
     def __init__(self, flags: PluginType | int = 0, *, runtime: Runtime | None = None) -> None:
