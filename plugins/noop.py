@@ -114,15 +114,26 @@ def _exec_copy(read: list[Any], write: list[Any]) -> list[Any]:
     4 bytes), copy the read bytes into it as int32 values; otherwise write nothing."""
     out = list(write)
     if len(write) == 1 and read and _size(write[0]) == _size(read[0]) and _size(read[0]) % 4 == 0:
-        data = _raw_bytes(read[0])
-        dst = write[0]
-        if isinstance(dst, np.ndarray):
-            out[0] = np.frombuffer(data, dtype=dst.dtype).reshape(dst.shape).copy()
-        elif isinstance(dst, bytes):
-            out[0] = data
-        else:
-            out[0] = np.frombuffer(data, dtype=np.int32).copy()
+        out[0] = _read_as(_raw_bytes(read[0]), write[0])
     return out
+
+
+def _read_as(data: bytes, dst: Any) -> Any:
+    """The copied bytes read back as the write argument's own type, as the caller's C
+    buffer would hold them (a float stays a float, an int32 array an int32 array)."""
+    if isinstance(dst, np.ndarray):
+        return np.frombuffer(data, dtype=dst.dtype).reshape(dst.shape).copy()
+    if isinstance(dst, bytes):
+        return data
+    if isinstance(dst, bool):
+        return any(data)
+    if isinstance(dst, int):
+        return int(np.frombuffer(data, dtype=np.int64)[0])
+    if isinstance(dst, float):
+        return float(np.frombuffer(data, dtype=np.float64)[0])
+    if isinstance(dst, str):
+        return data.split(b"\0", 1)[0].decode(errors="replace")
+    return np.frombuffer(data, dtype=np.int32).copy()
 
 
 def exec_(

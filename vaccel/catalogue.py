@@ -102,7 +102,12 @@ def _minmax(given: Sequence[Any], result: Any) -> tuple[Any, float, float]:
 
 
 def _exec(given: Sequence[Any], result: Any) -> list[Any] | None:
-    """Results go into the write arguments; their values come back (None without any)."""
+    """Results go into the write arguments; their values come back (None without any).
+
+    As vaccel-python, a write item that is not an `Arg` is wrapped in one, so each value
+    comes back in the kind the caller gave (a list for a list, a float for a float); an
+    `Arg` (and a bytearray or NumPy array) is written in place.
+    """
     write = given[3] if len(given) > 3 else None
     if not write:
         return None
@@ -110,11 +115,9 @@ def _exec(given: Sequence[Any], result: Any) -> list[Any] | None:
     out = []
     for i, item in enumerate(write):
         value = values[i] if i < len(values) else None
-        if isinstance(item, Arg):
-            item.store(value)
-            out.append(item.buf)
-        else:
-            out.append(value)
+        arg = item if isinstance(item, Arg) else Arg(item)
+        arg.store(value)
+        out.append(arg.buf)
     return out
 
 

@@ -69,6 +69,11 @@ class Config:
     `exec_allow` lists the exact `module:function` callables the numpy plugin's exec
     may run (none by default).
 
+    The five fields of vaccel-python's Config are the arguments (or their defaults);
+    the plugins' own settings not given as keywords come from the environment, as
+    vAccel's plugins read theirs (`Config("libvaccel-vsock.so")` reaches the agent that
+    VACCEL_RPC_ADDRESS names; VACCEL_EXEC_ALLOW, VACCEL_RPC_TIMEOUT, VACCEL_PYNQ_*...).
+
     Example:
         >>> Config("numpy", 4).plugins
         'numpy'
@@ -79,14 +84,17 @@ class Config:
     log_file: str | None = None
     profiling_enabled: bool = field(default=False, kw_only=True)
     version_ignore: bool = field(default=False, kw_only=True)
-    rpc_address: str = field(default=DEFAULT_RPC_ADDRESS, kw_only=True)
-    agent_endpoint: str = field(default=DEFAULT_AGENT_ENDPOINT, kw_only=True)
-    exec_allow: list[str] = field(default_factory=list, kw_only=True)
-    rpc_timeout: float | None = field(default=None, kw_only=True)
+    rpc_address: str = field(default_factory=lambda: _rpc_address(os.environ), kw_only=True)
+    agent_endpoint: str = field(default_factory=lambda: _agent_endpoint(os.environ), kw_only=True)
+    exec_allow: list[str] = field(default_factory=lambda: _exec_allow(os.environ), kw_only=True)
+    rpc_timeout: float | None = field(
+        default_factory=lambda: positive_setting(os.environ, "VACCEL_RPC_TIMEOUT", float),
+        kw_only=True,
+    )
     #: Seconds of silence before the rpc plugin PINGs its agent (0: never).
-    rpc_keepalive: float = field(default=5.0, kw_only=True)
+    rpc_keepalive: float = field(default_factory=lambda: _keepalive(os.environ), kw_only=True)
     #: Every VACCEL_* variable: plugins read their own settings here (VACCEL_PYNQ_*, ...).
-    env: dict[str, str] = field(default_factory=dict, kw_only=True)
+    env: dict[str, str] = field(default_factory=lambda: _vaccel_vars(os.environ), kw_only=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.plugins, str):
@@ -112,26 +120,50 @@ class Config:
         """Read VACCEL_* variables (os.environ by default); no VACCEL_PLUGINS loads nothing."""
         env = os.environ if env is None else env
         plugins = _first(env, "VACCEL_PLUGINS", "VACCEL_BACKENDS")
-        address = _first(env, "VACCEL_RPC_ADDRESS", "VACCEL_VSOCK")
-        allow = env.get("VACCEL_EXEC_ALLOW", "")
         return cls(
             plugins=plugins[1] if plugins else "",
             log_level=_int_var(env, ("VACCEL_LOG_LEVEL", "VACCEL_DEBUG_LEVEL"), 1, 0, 4),
             log_file=env.get("VACCEL_LOG_FILE") or None,
             profiling_enabled=_flag(env, "VACCEL_PROFILING_ENABLED"),
-            version_ignore=_flag(env, "VACCEL_VERSION_IGNORE"),
-            rpc_address=address[1] if address else DEFAULT_RPC_ADDRESS,
-            agent_endpoint=env.get("VACCEL_AGENT_ENDPOINT") or DEFAULT_AGENT_ENDPOINT,
-            exec_allow=[a for a in allow.replace(",", " ").split() if a],
+            version_ignore=_flag(env, "VACCEL_VERSION_IGNORE", "VACCEL_IGNORE_VERSION"),
+            rpc_address=_rpc_address(env),
+            agent_endpoint=_agent_endpoint(env),
+            exec_allow=_exec_allow(env),
             rpc_timeout=positive_setting(env, "VACCEL_RPC_TIMEOUT", float),
             rpc_keepalive=_keepalive(env),
-            env={k: v for k, v in env.items() if k.startswith("VACCEL_")},
+            env=_vaccel_vars(env),
         )
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    """A boolean variable: 1/true/yes/on (any case) are true."""
-    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+def _rpc_address(env: Mapping[str, str]) -> str:
+    address = _first(env, "VACCEL_RPC_ADDRESS", "VACCEL_VSOCK")
+    return address[1] if address else DEFAULT_RPC_ADDRESS
+
+
+def _agent_endpoint(env: Mapping[str, str]) -> str:
+    return env.get("VACCEL_AGENT_ENDPOINT") or DEFAULT_AGENT_ENDPOINT
+
+
+def _exec_allow(env: Mapping[str, str]) -> list[str]:
+    allow = env.get("VACCEL_EXEC_ALLOW", "")
+    return [a for a in allow.replace(",", " ").split() if a]
+
+
+def _vaccel_vars(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith("VACCEL_")}
+
+
+def _flag(env: Mapping[str, str], *names: str) -> bool:
+    """A boolean variable (the first of `names` set): a non-zero number, as vAccel reads
+    it, or true/yes/on (any case)."""
+    found = _first(env, *names)
+    if found is None:
+        return False
+    raw = found[1].strip().lower()
+    try:
+        return int(raw) != 0
+    except ValueError:
+        return raw in ("true", "yes", "on")
 
 
 def _keepalive(env: Mapping[str, str]) -> float:

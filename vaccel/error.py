@@ -26,16 +26,23 @@ class FFIError(RuntimeError):
 
 
 class NullPointerError(FFIError):
-    """A pointer that should not be NULL was (kept for vaccel-python compatibility)."""
+    """A value that should be there was not (vaccel-python: a NULL C pointer).
 
-    def __init__(self, name: str = "pointer") -> None:
-        super().__init__(errno.EINVAL, f"{name} is NULL")
+    `NullPointerError(context)`; its message is vaccel-python's, "Unexpected NULL pointer
+    encountered in CONTEXT". It is a RuntimeError as there, and an FFIError (EINVAL).
+    """
+
+    def __init__(self, context: str) -> None:
+        super().__init__(errno.EINVAL, f"Unexpected NULL pointer encountered in {context}")
+
+    def __str__(self) -> str:
+        return self.message
 
 
-def ptr_or_raise(ptr: T | None, name: str = "pointer") -> T:
-    """`ptr` itself, or NullPointerError when it is None."""
+def ptr_or_raise(ptr: T | None, context: str = "pointer") -> T:
+    """`ptr` itself, or NullPointerError naming `context` when it is None."""
     if ptr is None:
-        raise NullPointerError(name)
+        raise NullPointerError(context)
     return ptr
 
 

@@ -10,15 +10,15 @@ checks on what arrives over the wire, so a remote caller is held to the same rul
 from __future__ import annotations
 
 import numbers
-import reprlib
 import os
+import reprlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .arg import Arg
+from .arg import Arg, list_array
 from .enums import OpType
 from .errors import BadArgumentError
 
@@ -72,7 +72,8 @@ def array_arg(value: Any, dtype: np.dtype[Any], name: str) -> tuple[npt.NDArray[
         if bad is not None:
             i, v = bad
             raise BadArgumentError(
-                message=f"{name} must be a list of {what}; element {i} is {_show(v)} ({_type_name(v)})"
+                message=f"{name} must be a list of {what}; element {i} is {_show(v)} "
+                f"({_type_name(v)})"
             )
         if integral:
             wide = np.asarray(value, dtype=np.int64) if value else np.empty(0, np.int64)
@@ -290,7 +291,7 @@ def plain_value(value: Any, name: str) -> Any:
     if isinstance(buf, os.PathLike):
         return os.fspath(buf)
     if isinstance(buf, (list, tuple)):
-        return Arg.wrap(list(buf)).buf
+        return list_array(buf, name)
     if not isinstance(buf, _PLAIN):
         raise BadArgumentError(
             message=f"{name} must be bytes, str, int, float, bool, None, a list of numbers "

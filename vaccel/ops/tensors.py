@@ -43,30 +43,42 @@ class TypeMapper:
         self._numpy = {int(k): np.dtype(v) for k, v in numpy_types.items()}
         self._c = dict(c_types)
 
-    def type_to_numpy(self, data_type: int) -> np.dtype[Any]:
-        """The NumPy dtype of `data_type`; ValueError for types with no mapping."""
+    def type_to_numpy(self, ttype: int) -> np.dtype[Any]:
+        """The NumPy dtype of TensorType `ttype`; ValueError for types with no mapping."""
         try:
-            return self._numpy[int(data_type)]
-        except KeyError:
+            return self._numpy[int(ttype)]
+        except (KeyError, TypeError, ValueError):
             raise ValueError(
-                f"{self.family} tensor type {self._name(data_type)} has no NumPy mapping"
+                f"{self.family} tensor type {self._name(ttype)} has no NumPy mapping; "
+                f"supported: {self._supported()}"
             ) from None
 
     def type_from_numpy(self, dtype: Any) -> IntEnum:
         """The TensorType of a NumPy dtype; ValueError when the family has none for it."""
-        wanted = np.dtype(dtype)
+        try:
+            wanted = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"{dtype!r} is not a NumPy dtype") from None
         for number, mapped in self._numpy.items():
             if mapped == wanted:
                 return self.types(number)
-        raise ValueError(f"NumPy dtype {wanted} has no {self.family} tensor type")
+        raise ValueError(
+            f"NumPy dtype {wanted} has no {self.family} tensor type; supported: "
+            + ", ".join(str(d) for d in self._numpy.values())
+        )
 
-    def type_to_c_type(self, data_type: int) -> str:
-        """The C element type of `data_type` (as vAccel's headers name it)."""
-        return self._c[self.type_to_numpy(data_type).name]
+    def type_to_c_type(self, tensor_type: int) -> str:
+        """The C element type of `tensor_type` (as vAccel's headers name it); ValueError
+        for types with no mapping."""
+        return self._c[self.type_to_numpy(tensor_type).name]
 
-    def type_to_c_size(self, data_type: int) -> int:
-        """The size in bytes of one element of `data_type`."""
-        return int(self.type_to_numpy(data_type).itemsize)
+    def type_to_c_size(self, tensor_type: int) -> int:
+        """The size in bytes of one element of `tensor_type`; ValueError for types with
+        no mapping."""
+        return int(self.type_to_numpy(tensor_type).itemsize)
+
+    def _supported(self) -> str:
+        return ", ".join(self._name(t) for t in self._numpy)
 
     def mapped(self, data_type: int) -> bool:
         """Whether `data_type` has a NumPy mapping."""
@@ -75,8 +87,8 @@ class TypeMapper:
     def _name(self, data_type: int) -> str:
         try:
             return self.types(int(data_type)).name
-        except ValueError:
-            return str(data_type)
+        except (TypeError, ValueError):
+            return repr(data_type)
 
 
 C_TYPES = {
@@ -123,12 +135,12 @@ class TensorBase:
         return tensor
 
     @classmethod
-    def from_numpy(cls, array: np.ndarray[Any, Any]) -> TensorBase:
+    def from_numpy(cls, data: np.ndarray[Any, Any]) -> TensorBase:
         """A tensor over a NumPy array (kept contiguous; its dtype gives the type)."""
-        if not isinstance(array, np.ndarray):
-            raise TypeError(f"expected a NumPy array; got {type(array).__name__}")
-        data_type = cls.mapper.type_from_numpy(array.dtype)
-        contiguous = np.ascontiguousarray(array)
+        if not isinstance(data, np.ndarray):
+            raise TypeError(f"expected a NumPy array; got {type(data).__name__}")
+        data_type = cls.mapper.type_from_numpy(data.dtype)
+        contiguous = np.ascontiguousarray(data)
         tensor = cls.__new__(cls)
         tensor._set(list(contiguous.shape), data_type, contiguous)
         tensor._origin = contiguous

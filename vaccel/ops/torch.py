@@ -19,13 +19,13 @@ from .base import OpsBase, R
 from .tensors import C_TYPES, TensorBase, TypeMapper
 from .tf import Buffer
 
+#: The torch dtypes of the mapped types (HALF has no mapping, as in vaccel-python).
 _TORCH_NAMES = {
     1: "uint8",
     2: "int8",
     3: "int16",
     4: "int32",
     5: "int64",
-    6: "float16",
     7: "float32",
 }
 
@@ -45,22 +45,29 @@ class TensorType(IntEnum):
 class _TorchMapper(TypeMapper):
     """The torch family's mapper, with conversions to and from torch dtypes."""
 
-    def type_to_torch(self, data_type: int) -> Any:
-        """The torch dtype of `data_type`; NotImplementedError without torch."""
+    def type_to_torch(self, ttype: int) -> Any:
+        """The torch dtype of TensorType `ttype`: ValueError for types with no mapping
+        (HALF), NotImplementedError without torch."""
         torch = _torch()
         try:
-            return getattr(torch, _TORCH_NAMES[int(data_type)])
-        except KeyError:
-            raise ValueError(f"torch tensor type {data_type!r} is not known") from None
+            return getattr(torch, _TORCH_NAMES[int(ttype)])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"torch tensor type {self._name(ttype)} has no torch dtype; supported: "
+                + ", ".join(TensorType(t).name for t in _TORCH_NAMES)
+            ) from None
 
     def type_from_torch(self, dtype: Any) -> IntEnum:
-        """The TensorType of a torch dtype."""
-        _torch()
-        name = str(dtype).removeprefix("torch.")
+        """The TensorType of a torch dtype: ValueError for dtypes with no vAccel type,
+        NotImplementedError without torch."""
+        torch = _torch()
         for number, torch_name in _TORCH_NAMES.items():
-            if torch_name == name:
+            if isinstance(dtype, torch.dtype) and dtype == getattr(torch, torch_name):
                 return TensorType(number)
-        raise ValueError(f"torch dtype {dtype} has no vAccel tensor type")
+        raise ValueError(
+            f"torch dtype {dtype} has no vAccel tensor type; supported: "
+            + ", ".join(f"torch.{n}" for n in _TORCH_NAMES.values())
+        )
 
 
 _MAPPER = _TorchMapper(
@@ -93,13 +100,16 @@ class Tensor(TensorBase):
     _torch: Any = None
 
     @classmethod
-    def from_torch(cls, tensor: Any) -> Tensor:
-        """A tensor over a torch tensor (kept contiguous, on the CPU)."""
-        kept = tensor.contiguous().cpu()
+    def from_torch(cls, data: Any) -> Tensor:
+        """A tensor over a torch tensor (kept contiguous, on the CPU); its dtype gives the
+        type (ValueError for one with no vAccel type)."""
+        kept = data.contiguous().cpu()
         data_type = _MAPPER.type_from_torch(kept.dtype)
         out = cls.__new__(cls)
         raw = (
-            kept.reshape(-1).view(_torch().uint8).numpy() if kept.numel() else np.empty(0, np.uint8)
+            kept.detach().reshape(-1).view(_torch().uint8).numpy()
+            if kept.numel()
+            else np.empty(0, np.uint8)
         )
         out._set(list(kept.shape), data_type, raw, check_size=False)
         out._origin = None
