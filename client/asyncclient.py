@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from vaccel import compat
+from vaccel.buffers import POOL
 from vaccel.errors import (
     BadArgumentError,
     ConnectionLostError,
@@ -65,7 +66,7 @@ class _ClientHandler(Handler):
 
     def connection_made(self, link: Link) -> Connection:
         self.link = link
-        self.proto = Connection(client=True, agent=CLIENT_NAME)
+        self.proto = Connection(client=True, agent=CLIENT_NAME, allocate=POOL.array)
         link.send(self.proto.hello())
         if self.keepalive > 0:
             self._timer = self.loop.call_later(self.keepalive, self._tick)
@@ -216,13 +217,17 @@ class AsyncClient:
         args: Any,
         timeout: float | None = None,
         metadata: dict[str, str] | None = None,
+        into: Any = None,
     ) -> Any:
-        """Send one request and wait for its answer (or its deadline)."""
+        """Send one request and wait for its answer (or its deadline).
+
+        `into`: an array to receive the answer's single buffer straight into.
+        """
         h = self._h
         if h.error is not None:
             raise h.error
         assert h.proto is not None
-        sid, frames = start_call(h.proto, method, args, timeout, metadata)
+        sid, frames = start_call(h.proto, method, args, timeout, metadata, into)
         fut: asyncio.Future[Response] = h.loop.create_future()
         h.pending[sid] = fut
         self._link.send_message(sid, frames, coalesce=len(h.pending) > 1)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from vaccel.buffers import POOL
 from vaccel.errors import (
     BadArgumentError,
     ConnectionLostError,
@@ -82,7 +83,7 @@ class BlockingClient:
         except AddressError as exc:
             raise BadArgumentError(message=str(exc)) from None
         self.keepalive = keepalive
-        self.proto = Connection(client=True, agent=CLIENT_NAME)
+        self.proto = Connection(client=True, agent=CLIENT_NAME, allocate=POOL.array)
         self._lock = threading.Lock()
         self.error: VaccelError | None = None
         with map_connect_errors(self.address, timeout):
@@ -188,12 +189,16 @@ class BlockingClient:
         args: Any,
         timeout: float | None = None,
         metadata: dict[str, str] | None = None,
+        into: Any = None,
     ) -> Any:
-        """Send one request and wait for its answer (or its deadline)."""
+        """Send one request and wait for its answer (or its deadline).
+
+        `into`: an array to receive the answer's single buffer straight into.
+        """
         with self._lock:
             if self.error is not None:
                 raise self.error
-            sid, frames = start_call(self.proto, method, args, timeout, metadata)
+            sid, frames = start_call(self.proto, method, args, timeout, metadata, into)
             deadline = None if timeout is None else time.monotonic() + timeout
             self._send(frames)
             try:

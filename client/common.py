@@ -33,10 +33,11 @@ def start_call(
     args: Any,
     timeout: float | None,
     metadata: dict[str, str] | None,
+    into: Any = None,
 ) -> tuple[int, list[list[Buffer]]]:
     """A new stream and the frames of its request; BadArgument/ResourceExhausted if unsendable."""
     try:
-        return proto.request(method, args, timeout, metadata)
+        return proto.request(method, args, timeout, metadata, into)
     except EncodeError as exc:
         raise encode_error(method, exc) from None
 

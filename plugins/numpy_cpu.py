@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from vaccel.buffers import POOL
 from vaccel.cancel import checkpoint
 from vaccel.enums import OpType, PluginType
 from vaccel.errors import BadArgumentError, NotFoundError, PermissionDeniedError, PluginError
@@ -53,7 +54,7 @@ def noop(session: SessionLike) -> None:
 
 
 def vadd(session: SessionLike, a: Any, b: Any) -> Any:
-    return _elementwise(np.add, np.empty_like(a), a, b)
+    return _elementwise(np.add, POOL.like(a.shape, a.dtype), a, b)
 
 
 def _copy(src: Any, out: Any) -> None:
@@ -61,12 +62,12 @@ def _copy(src: Any, out: Any) -> None:
 
 
 def arraycopy(session: SessionLike, a: Any) -> Any:
-    return _elementwise(_copy, np.empty_like(a), a)
+    return _elementwise(_copy, POOL.like(a.shape, a.dtype), a)
 
 
 def parallel(session: SessionLike, a: Any, b: Any) -> tuple[Any, Any]:
-    return _elementwise(np.add, np.empty_like(a), a, b), _elementwise(
-        np.multiply, np.empty_like(a), a, b
+    return _elementwise(np.add, POOL.like(a.shape, a.dtype), a, b), _elementwise(
+        np.multiply, POOL.like(a.shape, a.dtype), a, b
     )
 
 
@@ -74,7 +75,7 @@ def mmult(session: SessionLike, a: Any, b: Any) -> Any:
     n = square_side(a, "numpy")
     square_side(b, "numpy")
     left, right = a.reshape(n, n), b.reshape(n, n)
-    out = np.empty((n, n), np.float32)
+    out = POOL.like((n, n), np.float32)
     rows = max(1, MACS_PER_CHUNK // (n * n))
     for start in range(0, n, rows):
         np.matmul(left[start : start + rows], right, out=out[start : start + rows])
@@ -86,7 +87,7 @@ def minmax(
     session: SessionLike, indata: Any, ndata: int, low: int, high: int
 ) -> tuple[Any, float, float]:
     """Clip the data to [low, high]; min and max are those of the input data."""
-    out = np.empty_like(indata)
+    out = POOL.like(indata.shape, indata.dtype)
     flat_in, flat_out = indata.reshape(-1), out.reshape(-1)
     for start in _chunked(flat_in.size):
         np.clip(flat_in[start : start + CHUNK], low, high, out=flat_out[start : start + CHUNK])

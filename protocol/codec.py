@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
@@ -153,13 +153,22 @@ def _read_descriptor(payload: bytes, pos: int) -> tuple[np.dtype[Any], tuple[int
     return dtype, shape, pos + 1 + 8 * ndim
 
 
+#: Where a message's data is received: `allocate(nbytes)` gives a uint8 array of that size
+#: (a connection's owner may hand out reused, warm buffers).
+Allocate = Callable[[int], "np.ndarray[Any, Any]"]
+
+
+def _fresh(nbytes: int) -> np.ndarray[Any, Any]:
+    return np.empty(nbytes, dtype=np.uint8)
+
+
 class MessageData:
     """The out-of-band bytes of one message: one array, received into, then viewed."""
 
-    def __init__(self, sizes: Sequence[int]) -> None:
+    def __init__(self, sizes: Sequence[int], allocate: Allocate | None = None) -> None:
         self.sizes = list(sizes)
         self.offsets, self.total = data_layout(self.sizes)
-        self.array = np.empty(self.total, dtype=np.uint8)
+        self.array = (allocate or _fresh)(self.total)
         self.filled = 0
 
     def view(self, index: Any) -> np.ndarray[Any, Any]:

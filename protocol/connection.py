@@ -143,8 +143,13 @@ class Connection:
         account: Account | None = None,
         clock: Callable[[], float] = time.monotonic,
         require_auth: bool = False,
+        allocate: codec.Allocate | None = None,
     ) -> None:
         self.client = client
+        #: Where messages' data is received (None: fresh arrays).
+        self.allocate = allocate
+        #: Client: arrays the single buffer of a stream's response is received into.
+        self._into: dict[int, Any] = {}
         #: Agent: clients must authenticate (AUTH) before anything else.
         self.require_auth = require_auth
         self.limits = limits
@@ -457,7 +462,11 @@ class Connection:
         total = self._parse_sizes(sizes)
         if bool(sizes) != bool(flags & _HAS_DATA):
             raise ProtocolError("DATA flag and buffer list disagree", fatal=False)
-        data = codec.MessageData(sizes) if sizes else None
+        into = self._into.pop(stream_id, None) if self.client else None
+        allocate = self.allocate
+        if into is not None and len(sizes) == 1 and sizes[0] == into.nbytes:
+            allocate = lambda n: into.reshape(-1).view("u1")  # noqa: E731 - the caller's array
+        data = codec.MessageData(sizes, allocate) if sizes else None
         has_bytes = False
         if has_refs:  # only a body that references buffers needs walking
             value, has_bytes = codec.bind(value, data)
@@ -643,8 +652,13 @@ class Connection:
         args: Any,
         timeout: float | None = None,
         metadata: dict[str, str] | None = None,
+        into: Any = None,
     ) -> tuple[int, list[list[Buffer]]]:
-        """A new stream id and the frames of a request on it (each frame a list of buffers)."""
+        """A new stream id and the frames of a request on it (each frame a list of buffers).
+
+        `into`: a C-contiguous array the response's single buffer is received straight
+        into, when it has exactly that size.
+        """
         stream_id = self.next_stream_id
         timeout_ms = None if timeout is None else max(0, int(timeout * 1000))
         frames = self._message(
@@ -652,6 +666,8 @@ class Connection:
         )
         self.next_stream_id += 2
         self.open_streams.add(stream_id)
+        if into is not None:
+            self._into[stream_id] = into
         return stream_id, frames
 
     def response(
@@ -664,6 +680,7 @@ class Connection:
     def forget(self, stream_id: int) -> None:
         """Stop tracking a stream (answered, cancelled, or its answer will not be sent)."""
         self.open_streams.discard(stream_id)
+        self._into.pop(stream_id, None)
         self.account.give(self._held.pop(stream_id, 0))
 
     def detach_held(self, stream_id: int) -> int:
@@ -681,6 +698,7 @@ class Connection:
     def cancel(self, stream_id: int) -> bytes:
         """Give up on a stream: what still arrives of its message is discarded."""
         self._discard_rest(stream_id)
+        self._into.pop(stream_id, None)
         self.open_streams.discard(stream_id)
         return frame(stream_id, FrameType.CANCEL)
 

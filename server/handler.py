@@ -23,6 +23,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from vaccel import compat, files, log
+from vaccel.buffers import POOL
 from vaccel.cancel import CallScope
 from vaccel.errors import ResourceExhaustedError, VaccelError, status_of
 from vaccel.protocol import auth
@@ -155,6 +156,7 @@ class AgentConnection(Handler):
             agent=state.name,
             account=self.memory,
             require_auth=state.tokens is not None,
+            allocate=POOL.array,
         )
         link.conn = self.proto  # so that a refusal below can say GOAWAY at once
         self.owned = OwnedObjects(

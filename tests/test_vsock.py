@@ -43,24 +43,6 @@ f32 = np.float32
 ANY_ANSWER = object()
 
 
-#: A core bug of the uvloop-over-vsock client (issue 13, deliverable 2): the tests that hit it
-#: are expected to fail with exactly this TypeError under uvloop until it is fixed, and
-#: report XPASS once it is (then drop `known_uvloop_vsock_bug`).
-UVLOOP_VSOCK_CONNECT = (
-    "issue 13 (deliverable 2): uvloop's loop.sock_connect cannot take an AF_VSOCK address "
-    "(it resolves it with getaddrinfo: 'host must be a str or bytes'), "
-    "transport/sockets.py open_connection"
-)
-
-
-def known_uvloop_vsock_bug(request: pytest.FixtureRequest) -> None:
-    """Under uvloop, expect the TypeError of UVLOOP_VSOCK_CONNECT (any other error fails)."""
-    if type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
-        request.applymarker(
-            pytest.mark.xfail(raises=TypeError, strict=False, reason=UVLOOP_VSOCK_CONNECT)
-        )
-
-
 def _unavailable(reason: str) -> None:
     """Skip, or fail inside the `make test-vm` guest, where nothing may skip."""
     if IN_VM_GUEST:
@@ -244,11 +226,8 @@ class Workload:
 
 @pytest.mark.both_loops
 @pytest.mark.asyncio
-async def test_async_session_mixed_sizes_in_flight(
-    runtime: Runtime, request: pytest.FixtureRequest
-) -> None:
+async def test_async_session_mixed_sizes_in_flight(runtime: Runtime) -> None:
     """Many calls, 1 element to several MiB each way, in flight at once on one AsyncSession."""
-    known_uvloop_vsock_bug(request)
     work = Workload(seed=1)
 
     async def one(s: AsyncSession, name: str, args: tuple[Any, ...], expect: Any) -> None:
@@ -263,11 +242,8 @@ async def test_async_session_mixed_sizes_in_flight(
 
 @pytest.mark.both_loops
 @pytest.mark.asyncio
-async def test_async_sessions_share_one_connection(
-    runtime: Runtime, request: pytest.FixtureRequest
-) -> None:
+async def test_async_sessions_share_one_connection(runtime: Runtime) -> None:
     """Several AsyncSessions of one loop (one multiplexed connection), all calls at once."""
-    known_uvloop_vsock_bug(request)
     works = [Workload(seed=10 + i, repeat=1) for i in range(3)]
 
     async def drive(work: Workload) -> None:
@@ -306,7 +282,7 @@ def test_sync_sessions_on_threads(runtime: Runtime) -> None:
 
 @pytest.mark.both_loops
 @pytest.mark.asyncio
-async def test_sigterm_with_calls_in_flight(request: pytest.FixtureRequest) -> None:
+async def test_sigterm_with_calls_in_flight() -> None:
     """SIGTERM: the agent drains in-flight calls and exits 0; no client call hangs.
 
     Slow calls (exec time.sleep) are started well before the signal, so the agent is
@@ -316,7 +292,6 @@ async def test_sigterm_with_calls_in_flight(request: pytest.FixtureRequest) -> N
     Session on a thread (its own runtime, so its own connection) calls all along and ends
     with UnavailableError.
     """
-    known_uvloop_vsock_bug(request)
     proc = start_vsock_agent(VACCEL_EXEC_ALLOW="time:sleep")
     try:
         address = loopback_address(proc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 import ssl
@@ -113,7 +114,7 @@ async def open_connection(
     sock = _vsock()
     sock.setblocking(False)
     try:
-        await loop.sock_connect(sock, (address.cid, address.port))
+        await _connect(loop, sock, (address.cid, address.port))
     except BaseException:
         sock.close()
         raise
@@ -121,6 +122,26 @@ async def open_connection(
     transport = SocketTransport(loop, sock, protocol)
     await asyncio.sleep(0)  # let connection_made run, as create_connection does
     return transport, protocol
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, where: Any) -> None:
+    """A non-blocking connect through the loop's writer callback (uvloop's `sock_connect`
+    takes only host/port addresses, not AF_VSOCK's (CID, port))."""
+    code = sock.connect_ex(where)
+    if code == 0:
+        return
+    if code not in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+        raise OSError(code, os.strerror(code))
+    ready: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+    loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+    try:
+        await ready
+    finally:
+        loop.remove_writer(fd)
+    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code:
+        raise OSError(code, os.strerror(code))
 
 
 # ---------------------------------------------------------------------- listening

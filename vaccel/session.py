@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from . import log
+from .buffers import RECEIVE_INTO, check_out, into_out
 from .catalogue import CATALOGUE, OpSpec, store_into
 from .enums import OpType, PluginType
 from .errors import BadArgumentError, PermissionDeniedError, VaccelError
@@ -341,11 +342,18 @@ class Session(
         """
         _drive(self._unregister_plan(resource))
 
-    def _op(self, op: OpType, *args: Any, into: list[Any] | None = None) -> Any:
+    def _op(self, op: OpType, *args: Any, into: list[Any] | None = None, out: Any = None) -> Any:
         spec, checked = self.prepare(op, args)
         route = self.runtime.route(self, op, checked, self.hint)
         self.found(route.plugin.display_name)
-        return self.finish(spec, args, self.runtime.run(route, self, op, checked), into)
+        if out is None:
+            return self.finish(spec, args, self.runtime.run(route, self, op, checked), into)
+        token = RECEIVE_INTO.set(check_out(out))
+        try:
+            raw = self.runtime.run(route, self, op, checked)
+        finally:
+            RECEIVE_INTO.reset(token)
+        return into_out(out, raw, spec.method)
 
 
 class AsyncSession(
@@ -422,12 +430,23 @@ class AsyncSession(
         """Unregister a resource from this session."""
         await _adrive(self._unregister_plan(resource))
 
-    async def _run_op(self, op: OpType, args: tuple[Any, ...], into: list[Any] | None) -> Any:
+    async def _run_op(
+        self, op: OpType, args: tuple[Any, ...], into: list[Any] | None, out: Any
+    ) -> Any:
         if not self.opened:
             await self.open()
         spec, checked = self.prepare(op, args)
-        raw = await self.runtime.acall(self, op, checked, self.hint)
-        return self.finish(spec, args, raw, into)
+        if out is None:
+            raw = await self.runtime.acall(self, op, checked, self.hint)
+            return self.finish(spec, args, raw, into)
+        token = RECEIVE_INTO.set(check_out(out))
+        try:
+            raw = await self.runtime.acall(self, op, checked, self.hint)
+        finally:
+            RECEIVE_INTO.reset(token)
+        return into_out(out, raw, spec.method)
 
-    def _op(self, op: OpType, *args: Any, into: list[Any] | None = None) -> Awaitable[Any]:
-        return self._run_op(op, args, into)
+    def _op(
+        self, op: OpType, *args: Any, into: list[Any] | None = None, out: Any = None
+    ) -> Awaitable[Any]:
+        return self._run_op(op, args, into, out)

@@ -46,7 +46,6 @@ VADD_ELEMENTS = 2 << 20  # 2 Mi float32 elements: 8 MiB a vector
 VADD_CALLS = 5  # timed 8 MiB calls per transport and client (after one warm-up call)
 PAYLOAD = 3 * 4 * VADD_ELEMENTS  # two inputs and one output
 TRANSPORTS = ("vsock", "tcp")
-KNOWN = "issue 13 deliverable 2: uvloop's sock_connect cannot take an AF_VSOCK address"
 
 #: Per transport: (median noop seconds, median 8 MiB vadd seconds).
 Times = dict[str, tuple[float, float]]
@@ -268,12 +267,6 @@ def main() -> int:
         for client, measure in clients.items():
             try:
                 times = measure()
-            except TypeError as exc:
-                if client != "AsyncSession uvloop":
-                    raise
-                # The known bug the uvloop tests of tests/test_vsock.py expect (xfail).
-                print(f"VMTEST-FIGURE {client}: not measured, known bug: {exc} ({KNOWN})")
-                continue
             except Exception as exc:  # one client failing leaves the others' figures
                 print(f"VMTEST-FIGURE {client} failed: {type(exc).__name__}: {exc}", flush=True)
                 failed = True

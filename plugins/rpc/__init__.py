@@ -18,6 +18,7 @@ from collections.abc import Generator
 from typing import Any
 
 from vaccel import files, log
+from vaccel.buffers import RECEIVE_INTO
 from vaccel.catalogue import CATALOGUE
 from vaccel.client.asyncclient import AsyncClient
 from vaccel.client.blocking import BlockingClient
@@ -261,7 +262,10 @@ class RpcPlugin(Plugin):
             endpoint = link.endpoint
             endpoint.outstanding += 1
             try:
-                return local(session, client.call("op", request(session, link, args), timeout))
+                result = client.call(
+                    "op", request(session, link, args), timeout, into=RECEIVE_INTO.get()
+                )
+                return local(session, result)
             except ConnectionLostError as exc:
                 raise self._lost(session, link) from exc
             finally:
@@ -274,7 +278,9 @@ class RpcPlugin(Plugin):
             endpoint = link.endpoint
             endpoint.outstanding += 1
             try:
-                result = await client.call("op", request(session, link, args), timeout)
+                result = await client.call(
+                    "op", request(session, link, args), timeout, into=RECEIVE_INTO.get()
+                )
                 return local(session, result)
             except ConnectionLostError as exc:
                 raise self._lost(session, link) from exc
