@@ -965,3 +965,27 @@ def test_status() -> None:
     assert s.code == 3 and type(s.code) is int  # reads the code (vaccel-python: AttributeError)
     assert s.message == "Operation handled by noop plugin"
     assert tf.Status(0, "x") == tf.Status(0, "x") != tf.Status(1, "x")
+
+
+def test_torch_conversions_need_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without torch installed, the torch conversions raise NotImplementedError (the
+    NumPy ones need nothing: NumPy is one of pyvaccel's own dependencies)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def no_torch(name: str, *args: Any, **kwargs: Any) -> Any:
+        return None if name == "torch" else real(name, *args, **kwargs)
+
+    t = vtorch.Tensor([2], vtorch.TensorType.FLOAT, [1.0, 2.0])
+    monkeypatch.setattr(importlib.util, "find_spec", no_torch)
+    m = vtorch.TensorTypeMapper
+    with pytest.raises(NotImplementedError):
+        m.type_to_torch(vtorch.TensorType.FLOAT)
+    with pytest.raises(NotImplementedError):
+        m.type_from_torch(torch.float32)
+    with pytest.raises(NotImplementedError):
+        t.as_torch()
+    with pytest.raises(NotImplementedError):
+        vtorch.Tensor.from_torch(torch.zeros(2))
+    assert t.data == [1.0, 2.0]  # everything else still works

@@ -26,7 +26,8 @@ _ARRAY_TYPES: dict[ArgType, np.dtype[Any]] = {
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    """An int in a list vaccel-python packs as int32 (a bool is an int there too)."""
+    return isinstance(value, (int, np.integer, np.bool_))
 
 
 def _is_number(value: Any) -> bool:
