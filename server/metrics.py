@@ -6,7 +6,7 @@ it (`vaccel.server.stats.snapshot`) into metric families when Prometheus scrapes
 HTTP server is prometheus-client's own, in its own threads. Under `--processes N` the
 parent serves the metrics of all its workers, added up (`stats.merge`).
 
-prometheus-client is an optional dependency (`pip install 'pyvaccel[metrics]'`); this
+prometheus-client is an optional dependency (`pip install '.[metrics]'`); this
 module imports it only when metrics are asked for, and says how to install it if not.
 
 Metrics (labels in braces):
@@ -41,7 +41,7 @@ from .stats import snapshot
 
 INSTALL_HINT = (
     "--metrics-address needs the prometheus-client package: "
-    "pip install 'pyvaccel[metrics]' (or pip install prometheus-client)"
+    "pip install '.[metrics]' in the pyvaccel clone (or pip install prometheus-client)"
 )
 Source = Callable[[], dict[str, Any]]
 

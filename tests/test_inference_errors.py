@@ -279,6 +279,6 @@ def test_preprocess_json_mistakes_are_named(runtime: Runtime) -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is not None, reason="TF is here")
 def test_the_tf_plugin_refuses_to_load_without_tensorflow() -> None:
-    with pytest.raises(PluginError, match=r"needs TensorFlow.*pip install 'pyvaccel\[tf\]'"):
+    with pytest.raises(PluginError, match=r"needs TensorFlow.*pip install '\.\[tf\]' in the"):
         Runtime(Config(plugins="tf", log_level=0))
     Resource(None, ResourceType.MODEL, blobs=[b"x"], names=["x"])  # nothing else broke

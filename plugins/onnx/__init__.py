@@ -6,7 +6,7 @@ TensorFlow ops name a model's inputs and outputs by node (name, id), which is ho
 ONNX graph names them too (the id must be 0). `tflite_model_*` and `torch_model_*` are
 left to the tflite and torch plugins, whose model formats they are.
 
-Install it with `pip install 'pyvaccel[onnx]'`.
+Install it with `pip install '.[onnx]'` in the pyvaccel clone.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class OnnxPlugin(InferencePlugin):
             from . import model
         except ImportError as exc:
             raise PluginError(
-                message=f"the onnx plugin needs onnxruntime: pip install 'pyvaccel[onnx]' ({exc})"
+                message=f"the onnx plugin needs onnxruntime: pip install '.[onnx]' "
+                f"in the pyvaccel clone ({exc})"
             ) from None
         self._model = model
 

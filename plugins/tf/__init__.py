@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 MISSING = (
     "the tf plugin runs TensorFlow SavedModels and needs TensorFlow, which is not installed "
-    "here ({reason}); install it with pip install 'pyvaccel[tf]', or serve the tf_model_* "
-    "ops with ONNX models through the onnx plugin (VACCEL_PLUGINS=onnx)"
+    "here ({reason}); install it with pip install '.[tf]' in the pyvaccel clone, or serve the "
+    "tf_model_* ops with ONNX models through the onnx plugin (VACCEL_PLUGINS=onnx)"
 )
 
 

@@ -5,7 +5,7 @@ resources holding a `.tflite` file, and the image ops (classify, detect, segment
 depth) with the TFLite model registered with the session, e.g. the face detection,
 selfie segmentation and pose landmark models MediaPipe ships.
 
-Install it with `pip install 'pyvaccel[tflite]'`.
+Install it with `pip install '.[tflite]'` in the pyvaccel clone.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class TFLitePlugin(InferencePlugin):
             from . import model
         except ImportError as exc:
             raise PluginError(
-                message=f"the tflite plugin needs LiteRT: pip install 'pyvaccel[tflite]' ({exc})"
+                message=f"the tflite plugin needs LiteRT: pip install '.[tflite]' "
+                f"in the pyvaccel clone ({exc})"
             ) from None
         self._model = model
 

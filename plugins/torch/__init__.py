@@ -5,7 +5,7 @@ TorchScript file (`torch.jit.save`): the input tensors are passed to the module'
 `forward` in order, and its tensor outputs (a tensor, or a tuple, list or dict of them)
 come back. `torch_sgemm` has no entry in the op table yet and is not served.
 
-Install it with `pip install 'pyvaccel[torch]'` (pinned to the CPU build's release).
+Install it with `pip install '.[torch]'` in the pyvaccel clone (pinned to the CPU build's release).
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class TorchPlugin(InferencePlugin):
             from . import model
         except ImportError as exc:
             raise PluginError(
-                message=f"the torch plugin needs torch: pip install 'pyvaccel[torch]' ({exc})"
+                message=f"the torch plugin needs torch: pip install '.[torch]' "
+                f"in the pyvaccel clone ({exc})"
             ) from None
         self._model = model
 
