@@ -87,7 +87,9 @@ _MAPPER = _TorchMapper(
 
 def _torch() -> Any:
     if importlib.util.find_spec("torch") is None:
-        raise NotImplementedError("torch is not installed (pip install '.[torch]' in the pyvaccel clone)")
+        raise NotImplementedError(
+            "torch is not installed (pip install '.[torch]' in the pyvaccel clone)"
+        )
     import torch
 
     return torch
