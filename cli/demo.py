@@ -1,8 +1,8 @@
-"""`make demo`: the seed's remote vector add on this machine, end to end.
+"""`make demo`: the remote vector add of the vAccel on PYNQ-Z1 blog post, on this machine.
 
 Starts an agent with the numpy plugin on a loopback port, runs `pynq_vector_add_generic`
-through the rpc plugin (VACCEL_PLUGINS=vsock, as the seed), prints what it prints, and
-stops the agent.
+through the rpc plugin (VACCEL_PLUGINS=vsock, as the blog post does), prints what it
+prints, and stops the agent.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .spawn import SpawnedAgent, clean_env
 
 
 def main() -> int:
+    """Run the demo; its exit status is the example's."""
     print("$ VACCEL_PLUGINS=numpy vaccel-agent -a tcp://127.0.0.1:0", flush=True)
     agent = SpawnedAgent(["tcp://127.0.0.1:0"], clean_env(VACCEL_PLUGINS="numpy"), echo=True)
     address = agent.addresses[0]

@@ -35,6 +35,7 @@ def _calling(what: str, session: SessionBase) -> None:
 
 
 def noop(session: SessionBase) -> None:
+    """vAccel's noop: logs the call."""
     _say(f"Calling no-op for session {session.id}")
 
 
@@ -52,6 +53,7 @@ def sgemm(
     ldc: int,
     c: Any,
 ) -> np.ndarray[Any, Any]:
+    """Dummy SGEMM: logs its arguments; returns C as given (zeros without one)."""
     _calling("sgemm", session)
     _say(
         f"m: {m} n: {n} k: {k}",
@@ -77,6 +79,7 @@ def _image(what: str) -> Any:
 
 
 def classify(session: SessionBase, image: bytes) -> tuple[str, str]:
+    """vAccel's dummy classification tag and image name."""
     _calling("Image classification", session)
     _say(f"len_img: {len(image)}", "will return a dummy result")
     return CLASSIFY_TAG, DUMMY_IMGNAME
@@ -139,6 +142,7 @@ def _read_as(data: bytes, dst: Any) -> Any:
 def exec_(
     session: SessionBase, library: str, symbol: str, read: list[Any], write: list[Any]
 ) -> list[Any]:
+    """Logs the call; copies the read arguments into the write arguments, as vAccel's noop."""
     _calling("exec", session)
     _say(f"library: {library} symbol: {symbol}", f"nr_read: {len(read)} nr_write: {len(write)}")
     return _exec_copy(read, write)
@@ -147,6 +151,7 @@ def exec_(
 def exec_with_resource(
     session: SessionBase, resource_id: int, symbol: str, read: list[Any], write: list[Any]
 ) -> list[Any]:
+    """As `exec_`, for a LIB resource."""
     res = session.resource(resource_id)
     _calling("exec_with_resource", session)
     _say(
@@ -159,6 +164,7 @@ def exec_with_resource(
 def minmax(
     session: SessionBase, indata: Any, ndata: int, low: int, high: int
 ) -> tuple[Any, float, float]:
+    """vAccel's dummy minmax: the data unclipped, min -1.0, max 10000.0."""
     _say(
         f"Calling minmax for session {session.id}",
         f"Dumping arguments for minmax: ndata:{ndata}",
@@ -169,24 +175,28 @@ def minmax(
 
 
 def arraycopy(session: SessionBase, a: Any) -> Any:
+    """A copy of the input, as vAccel's noop."""
     _calling("v_arraycopy", session)
     _say(f"size: {a.size} ")
     return a.copy()
 
 
 def vadd(session: SessionBase, a: Any, b: Any) -> Any:
+    """The dummy 9.1 per element of vAccel's PYNQ transcripts."""
     _calling("v_vectoradd", session)
     _say(f"len_a: {a.size} len_b: {b.size} ")
     return np.full(a.shape, 9.1, np.float32)
 
 
 def parallel(session: SessionBase, a: Any, b: Any) -> tuple[Any, Any]:
+    """The dummy 9.1 / 18.2 of vAccel's PYNQ transcripts."""
     _calling("v_parallel", session)
     _say(f"len_a: {a.size}")
     return np.full(a.shape, 9.1, np.float32), np.full(a.shape, 18.2, np.float32)
 
 
 def mmult(session: SessionBase, a: Any, b: Any) -> Any:
+    """The dummy 9.1 per element of vAccel's PYNQ transcripts."""
     _calling("v_mmult", session)
     _say(f"len_a: {a.size}")
     return np.full(a.shape, 9.1, np.float32)
@@ -219,6 +229,7 @@ def tf_model_run(
     out_nodes: list[Any],
     run_options: bytes | None,
 ) -> list[Any]:
+    """vAccel's dummy TF run: copies of the inputs, one per output node, and an OK status."""
     _say(f"Calling TensorFlow session run for session {session.id}")
     _say(f"Number of inputs: {len(in_tensors)} outputs: {len(out_nodes)}")
     if run_options is not None:
@@ -238,6 +249,7 @@ def _plain_model(what: str) -> Any:
 def tflite_model_run(
     session: SessionBase, resource_id: int, in_tensors: list[RawTensor], nr_out: int
 ) -> list[Any]:
+    """vAccel's dummy TFLite run: copies of the inputs, status 0."""
     _say(f"Calling TensorFlow Lite session run for session {session.id}")
     _say(f"Number of inputs: {len(in_tensors)} outputs: {nr_out}")
     _dump_tensors(in_tensors)
@@ -251,6 +263,7 @@ def torch_model_run(
     nr_out: int,
     run_options: bytes | None,
 ) -> list[RawTensor]:
+    """vAccel's dummy torch run: copies of the inputs."""
     _say(f"Calling torch jitload_forward for session {session.id}")
     _say(f"Number of inputs: {len(in_tensors)} outputs: {nr_out}")
     _dump_tensors(in_tensors)
@@ -264,6 +277,8 @@ class NoopPlugin(Plugin):
     type = PluginType.DEBUG
 
     def operations(self) -> dict[OpType, Impl]:
+        """Every op of the table, with vAccel's dummy results."""
+
         def quick(fn: Any) -> Impl:
             return Impl(fn, blocking=False)
 

@@ -17,6 +17,8 @@ Buffer = Any  # bytes, bytearray or memoryview: anything transport.writelines ta
 
 
 class FrameType(IntEnum):
+    """The type byte of a frame header (PROTOCOL.md, section 1)."""
+
     HELLO = 0x01
     REQUEST = 0x02
     RESPONSE = 0x03
@@ -28,6 +30,8 @@ class FrameType(IntEnum):
 
 
 class Flags(IntFlag):
+    """The flags byte of a frame header: END, ACK, DATA, ABORT."""
+
     NONE = 0
     #: DATA: the last data frame of its message.
     END = 0x01
@@ -45,6 +49,7 @@ def frame(stream_id: int, ftype: FrameType, payload: bytes = b"", flags: int = 0
 
 
 def aligned(n: int) -> int:
+    """`n` rounded up to the frame alignment (ALIGN bytes)."""
     return (n + ALIGN - 1) & ~(ALIGN - 1)
 
 

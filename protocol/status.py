@@ -6,6 +6,8 @@ from enum import IntEnum
 
 
 class Status(IntEnum):
+    """gRPC-style status codes of RESPONSE and GOAWAY frames (PROTOCOL.md, section 6)."""
+
     OK = 0
     CANCELLED = 1
     UNKNOWN = 2

@@ -1,3 +1,5 @@
+"""`python -m vaccel.server`: the `vaccel-agent` command."""
+
 import sys
 
 from .main import main

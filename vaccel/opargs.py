@@ -105,6 +105,7 @@ def float_arg(value: Any, name: str) -> float:
 
 
 def str_arg(value: Any, name: str) -> str:
+    """`value` as a non-empty str (BadArgumentError naming `name` otherwise)."""
     if not isinstance(value, str) or not value:
         raise BadArgumentError(message=f"{name} must be a non-empty string; got {_show(value)}")
     return value
@@ -130,6 +131,7 @@ def bytes_arg(value: Any, name: str) -> bytes:
 
 
 def same_shape(a: npt.NDArray[Any], b: npt.NDArray[Any], what: str) -> None:
+    """BadArgumentError unless `a` and `b` have the same shape (`what` names the op)."""
     if a.shape != b.shape:
         raise BadArgumentError(
             message=f"{what}: a and b must have the same length; got {a.size} and {b.size}"
@@ -142,6 +144,7 @@ def same_shape(a: npt.NDArray[Any], b: npt.NDArray[Any], what: str) -> None:
 
 
 def check_noop() -> Canonical:
+    """noop takes no argument."""
     return ()
 
 
@@ -152,6 +155,7 @@ def nonempty(arr: npt.NDArray[Any], name: str, what: str) -> None:
 
 
 def check_vadd(a: Any, b: Any) -> Canonical:
+    """fpga_vadd: two non-empty float32 arrays of one shape."""
     a_arr, _ = array_arg(a, F32, "a")
     b_arr, _ = array_arg(b, F32, "b")
     same_shape(a_arr, b_arr, "fpga_vadd")
@@ -160,6 +164,7 @@ def check_vadd(a: Any, b: Any) -> Canonical:
 
 
 def check_parallel(a: Any, b: Any) -> Canonical:
+    """fpga_parallel: two non-empty float32 arrays of one shape."""
     a_arr, _ = array_arg(a, F32, "a")
     b_arr, _ = array_arg(b, F32, "b")
     same_shape(a_arr, b_arr, "fpga_parallel")
@@ -168,6 +173,7 @@ def check_parallel(a: Any, b: Any) -> Canonical:
 
 
 def check_arraycopy(a: Any) -> Canonical:
+    """fpga_arraycopy: a non-empty int32 array."""
     arr = array_arg(a, I32, "a")[0]
     nonempty(arr, "a", "fpga_arraycopy")
     return (arr,)
@@ -199,6 +205,7 @@ def square_side(a: npt.NDArray[Any], who: str) -> int:
 
 
 def check_minmax(indata: Any, ndata: Any, low: Any, high: Any) -> Canonical:
+    """minmax: (float64 values, ndata, low, high), ndata values at least, low <= high."""
     count = int_arg(ndata, "ndata", 1)
     if isinstance(indata, (bytes, bytearray, memoryview)):
         raw = memoryview(indata).cast("B")
@@ -275,6 +282,7 @@ def check_sgemm(
 
 
 def check_image(image: Any) -> Canonical:
+    """Image ops: the encoded image as bytes."""
     return (bytes_arg(image, "image"),)
 
 
@@ -317,6 +325,7 @@ def _library(library: Any) -> str:
 
 
 def check_exec(library: Any, symbol: Any, arg_read: Any = None, arg_write: Any = None) -> Canonical:
+    """exec: (library, symbol, read Args, write Args)."""
     return (
         _library(library),
         str_arg(symbol, "symbol"),
@@ -334,6 +343,7 @@ def resource_id(resource: Any, name: str = "resource") -> int:
 def check_exec_with_resource(
     resource: Any, symbol: Any, arg_read: Any = None, arg_write: Any = None
 ) -> Canonical:
+    """exec_with_resource: (resource id, symbol, read Args, write Args)."""
     return (
         resource_id(resource),
         str_arg(symbol, "symbol"),
@@ -343,6 +353,7 @@ def check_exec_with_resource(
 
 
 def check_model(resource: Any) -> Canonical:
+    """Model load/unload ops: the resource's id."""
     return (resource_id(resource),)
 
 
@@ -383,6 +394,7 @@ def _options(run_options: Any) -> bytes | None:
 def check_tf_run(
     resource: Any, in_nodes: Any, in_tensors: Any, out_nodes: Any, run_options: Any = None
 ) -> Canonical:
+    """tf_model_run: (resource id, input nodes, input tensors, output nodes, run options)."""
     from .ops.tf import TensorTypeMapper
 
     nodes_in = _nodes(in_nodes, "in_nodes")
@@ -401,6 +413,7 @@ def check_tf_run(
 
 
 def check_tflite_run(resource: Any, in_tensors: Any, nr_out_tensors: Any = 1) -> Canonical:
+    """tflite_model_run: (resource id, input tensors, number of outputs)."""
     from .ops.tf.lite import TensorTypeMapper
 
     return (
@@ -413,6 +426,7 @@ def check_tflite_run(resource: Any, in_tensors: Any, nr_out_tensors: Any = 1) ->
 def check_torch_run(
     resource: Any, in_tensors: Any, nr_out_tensors: Any = 1, run_options: Any = None
 ) -> Canonical:
+    """torch_model_run: (resource id, input tensors, number of outputs, run options)."""
     from .ops.torch import TensorTypeMapper
 
     return (
