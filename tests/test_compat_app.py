@@ -24,7 +24,7 @@ EIGHTEEN = "18.200000762939453"
 
 #: What the application prints with vAccel 0.8's noop plugin (vadd and parallel: the seed's).
 EXPECTED = [
-    "flags: <PluginType.CPU|FPGA: 5>",
+    "flags: ('PluginType', 5)",
     "noop: None",
     "sgemm: [0.0, 0.0, 0.0, 0.0]",
     "classify: ('This is a dummy classification tag!', 'This is a dummy imgname!')",

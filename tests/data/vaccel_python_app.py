@@ -48,7 +48,7 @@ def tensors(outs):
 
 def run(workdir):
     session = Session(flags=PluginType.CPU | PluginType.FPGA)
-    show("flags", session.flags)
+    show("flags", (type(session.flags).__name__, int(session.flags)))
     print(f"location: {'remote' if session.is_remote else 'local'}", file=sys.stderr)
 
     # -- the ops of the seed and of vAccel 0.8 ------------------------------------
