@@ -226,7 +226,7 @@ def _main(argv: list[str]) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
     if argv[:1] == ["bench"]:  # its options are its own (see vaccel.cli.bench)
-        from .bench import main as bench_main
+        from .bench.main import main as bench_main
 
         return _guarded("bench", bench_main, argv[1:])
     p = parser()

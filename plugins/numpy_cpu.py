@@ -40,6 +40,9 @@ def _chunked(n: int) -> range:
 
 def _elementwise(fn: Callable[..., Any], out: Any, *inputs: Any) -> Any:
     """out[...] = fn(*inputs), a chunk at a time, stopping if the call is cancelled."""
+    if out.size <= CHUNK:
+        fn(*inputs, out=out)
+        return out
     flat_out = out.reshape(-1)
     flats = [x.reshape(-1) for x in inputs]
     for start in _chunked(flat_out.size):

@@ -54,15 +54,27 @@ class EncodeError(TypeError):
 def _array_bytes(arr: np.ndarray[Any, Any]) -> memoryview:
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)
-    return arr.reshape(-1).view(np.uint8).data if arr.size else memoryview(b"")
+    return memoryview(arr).cast("B") if arr.size else memoryview(b"")
+
+
+#: Array descriptors already built, by (dtype, shape): calls repeat the same arrays.
+_DESCRIPTORS: dict[tuple[Any, tuple[int, ...]], bytes] = {}
 
 
 def _describe(arr: np.ndarray[Any, Any]) -> bytes:
     """An array's dtype and shape: u8 n, n bytes of dtype.str, u8 ndim, ndim x u64 (BE)."""
+    key = (arr.dtype, arr.shape)
+    known = _DESCRIPTORS.get(key)
+    if known is not None:
+        return known
     text: bytes = arr.dtype.str.encode("ascii")
-    return (
+    made = (
         bytes((len(text),)) + text + bytes((arr.ndim,)) + struct.pack(f">{arr.ndim}Q", *arr.shape)
     )
+    if len(_DESCRIPTORS) >= 1024:
+        _DESCRIPTORS.clear()
+    _DESCRIPTORS[key] = made
+    return made
 
 
 class _Prepared:
@@ -245,7 +257,7 @@ def _depth(value: Any, limit: int) -> int:
 
 #: Bodies up to this size are decoded with no counting hook: they cannot hold more values
 #: than bytes, and the recursive walks over decoded values check their depth themselves.
-SMALL_BODY = 4096
+SMALL_BODY = 16384
 
 
 def _undecodable(exc: Exception) -> ProtocolError:

@@ -400,7 +400,7 @@ def test_deep_nesting_is_an_invalid_argument(address: str) -> None:
     resp = answer(peer, sid)
     assert resp.status == Status.INVALID_ARGUMENT and "element 0" in resp.message
     assert len(resp.message) < 300  # the value is shown short, never in full
-    nested = [nested, "x" * 5000]  # a large body: refused by the decoder itself
+    nested = [nested, "x" * 20000]  # a large body: refused by the decoder itself
     body = msgpack.packb(["op", [sid0, VADD, nested], None, {}, []])
     sid = peer.conn.next_stream_id
     peer.conn.next_stream_id += 2

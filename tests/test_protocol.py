@@ -487,7 +487,7 @@ def test_deep_nesting_is_refused_without_recursion() -> None:
     nested: Any = 1
     for _ in range(900):
         nested = [nested]
-    body = msgpack.packb(["op", [nested, "x" * 5000], None, {}, []])  # over the small-body path
+    body = msgpack.packb(["op", [nested, "x" * 20000], None, {}, []])  # over the small-body path
     (refused,) = server.receive(frame(1, FrameType.REQUEST, body))
     assert isinstance(refused, Rejected) and "deeper" in refused.message
 

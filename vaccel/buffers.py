@@ -11,6 +11,7 @@ so). The pool holds at most `limit` bytes; past that, allocations are plain ones
 from __future__ import annotations
 
 import contextvars
+import math
 import os
 import sys
 import threading
@@ -63,8 +64,11 @@ class BufferPool:
     def like(self, shape: Any, dtype: Any) -> np.ndarray[Any, Any]:
         """An uninitialised array of `shape` and `dtype` from the pool."""
         dt = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64)) if np.ndim(shape) else int(shape)
-        return self.array(count * dt.itemsize).view(dt).reshape(shape)
+        count = math.prod(shape) if isinstance(shape, tuple) else int(shape)
+        nbytes = count * dt.itemsize
+        if nbytes < MIN_POOLED:
+            return np.empty(shape, dt)
+        return self.array(nbytes).view(dt).reshape(shape)
 
     def _reclaim(self) -> None:
         """Return buffers nobody holds a view of any more (the lock is held)."""

@@ -53,8 +53,6 @@ class CostModel:
         """Whether this call runs inline."""
         if not impl.blocking:
             return True
-        if impl.inline_if is not None and impl.inline_if(session, *args):
-            return True
         seen = self._costs.get(key)
         return seen is not None and seen[1] >= SAMPLES and seen[0] < INLINE_BELOW
 

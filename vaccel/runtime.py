@@ -188,8 +188,12 @@ class Runtime:
         plugin, impl = self.find(op, hint)
         if impl.async_ is not None:
             return Route(plugin, impl, False, None)
-        if not impl.blocking:
-            return Route(plugin, impl, True, None)
+        if not impl.blocking or (
+            impl.inline_if is not None
+            and result_bytes <= INLINE_RESULT
+            and impl.inline_if(session, *args)
+        ):
+            return Route(plugin, impl, True, None)  # declared cheap: neither measured nor timed
         key = self.costs.key(plugin.display_name, op, impl, session, args)
         inline = result_bytes <= INLINE_RESULT and self.costs.inline(impl, key, session, args)
         return Route(plugin, impl, inline, key)
