@@ -34,6 +34,11 @@ def size(text: Any) -> int:
     return int(number) * scale
 
 
+def size_or_off(text: Any) -> int:
+    """A byte count as `size`, or 0 (off)."""
+    return 0 if str(text).strip() == "0" else size(text)
+
+
 def positive_int(text: Any) -> int:
     """A positive integer."""
     value = int(text)
@@ -128,6 +133,13 @@ SETTINGS: list[Setting] = [
     Setting("max-streams", positive_int, 1024, "calls in flight on one connection"),
     Setting("max-resources", positive_int, 65536, "resources kept for all clients together"),
     Setting(
+        "resource-cache",
+        size_or_off,
+        None,
+        "bytes of resource files kept after use, so a tenant uploads a model once "
+        "(counted in --max-memory; 0 turns it off; default: an eighth of --max-memory)",
+    ),
+    Setting(
         "max-peer-resources",
         positive_int,
         None,
@@ -195,6 +207,7 @@ class AgentConfig:
     max_streams: int = 1024
     max_resources: int = 65536
     max_peer_resources: int = 0
+    resource_cache: int | None = None
     max_message: int = 1 << 30
     max_frame: int = 4 << 20
     handshake_timeout: float = 10.0
@@ -225,6 +238,8 @@ class AgentConfig:
                 setattr(self, setting.attr, max(1, whole // 4))
         if not self.max_connection_memory:
             self.max_connection_memory = self.max_peer_memory
+        if self.resource_cache is None:
+            self.resource_cache = self.max_memory // 8
         return self
 
     @classmethod

@@ -51,6 +51,13 @@ def parse_op(
     return session, op, spec, checked
 
 
+def _create_args(args: Any) -> list[Any]:
+    """resource.create: [type, names, blobs] or [type, names, blobs, digest]."""
+    if isinstance(args, list) and len(args) == 4:
+        return args
+    return args_of(args, 3, "resource.create")
+
+
 async def _register(owned: OwnedObjects, args: Any, register: bool) -> None:
     sid, rid = args_of(args, 2, "resource.register" if register else "resource.unregister")
     session, resource = owned.session(sid), owned.resource(rid)
@@ -96,7 +103,8 @@ Handler = Callable[[OwnedObjects, AgentState, Any], Any]
 METHODS: dict[str, Handler] = {
     "session.create": lambda o, s, a: o.create_session(*args_of(a, 1, "session.create")),
     "session.destroy": lambda o, s, a: o.destroy_session(*args_of(a, 1, "session.destroy")),
-    "resource.create": lambda o, s, a: o.create_resource(*args_of(a, 3, "resource.create")),
+    "resource.create": lambda o, s, a: o.create_resource(*_create_args(a)),
+    "resource.find": lambda o, s, a: o.find_resource(*args_of(a, 2, "resource.find")),
     "resource.destroy": lambda o, s, a: o.destroy_resource(*args_of(a, 1, "resource.destroy")),
     "resource.register": lambda o, s, a: _register(o, a, True),
     "resource.unregister": lambda o, s, a: _register(o, a, False),

@@ -172,6 +172,8 @@ class AgentConnection(Handler):
             self.memory,
             state.refused,
             self.describe,
+            cache=state.resource_cache,
+            tenant=lambda: self.tenant,
         )
         state.connections.add(self)
         slot = Account([peer.connections, state.connections_budget])

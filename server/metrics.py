@@ -15,6 +15,8 @@ Metrics (labels in braces):
 - `vaccel_received_bytes_total`, `vaccel_sent_bytes_total`;
 - `vaccel_connections`, `vaccel_sessions`, `vaccel_resources`, `vaccel_calls_in_flight`,
   `vaccel_peers`, `vaccel_pool_queue`;
+- `vaccel_resource_cache_entries`, `vaccel_resource_cache_bytes`,
+  `vaccel_resource_cache_hits_total` (resources made without an upload);
 - `vaccel_budget_used{limit}` against `vaccel_budget_limit{limit}` (agent-wide: memory
   bytes, connections, sessions, calls, resources); per peer, aggregated:
   `vaccel_peer_budget_used{limit}` (all peers), `vaccel_peer_budget_max_used{limit}` (the
@@ -147,8 +149,18 @@ def families(stats: dict[str, Any]) -> Iterator[Any]:
         ("vaccel_peers", "Peers with connections or memory held", stats["peers"]),
         ("vaccel_pool_queue", "Calls waiting for a pool thread", stats["pool_queue"]),
     ]
+    cache = stats["resource_cache"]
+    gauges += [
+        ("vaccel_resource_cache_entries", "Resource contents kept for reuse", cache["entries"]),
+        ("vaccel_resource_cache_bytes", "Bytes of resource contents kept", cache["bytes"]),
+    ]
     for name, text, value in gauges:
         yield GaugeMetricFamily(name, text, value=value)
+    yield CounterMetricFamily(
+        "vaccel_resource_cache_hits",
+        "Resources made from kept content instead of an upload",
+        value=cache["hits"],
+    )
 
     used = GaugeMetricFamily(
         "vaccel_budget_used", "Agent-wide budget in use (memory in bytes)", labels=["limit"]

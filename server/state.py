@@ -23,6 +23,7 @@ from vaccel.protocol.limits import Account, Budget, Limits
 from vaccel.runtime import Runtime
 
 from .config import AgentConfig, parse_list
+from .resource_cache import ResourceCache
 
 AGENT_NAME = "pyvaccel-agent/0.2.0"
 #: Upper bounds (seconds) of the call latency histogram's buckets (then +Inf).
@@ -107,6 +108,7 @@ class AgentState:
         self.sessions = Budget(config.max_sessions, "agent sessions (--max-sessions)")
         self.calls = Budget(config.max_calls, "agent calls in flight (--max-calls)")
         self.resources = Budget(config.max_resources, "agent resources (--max-resources)")
+        self.resource_cache = ResourceCache(config.resource_cache or 0, self.memory)
         self.peers: dict[str, PeerState] = {}
         self.tenants: dict[str, TenantState] = {}
         self.connections: set[Any] = set()

@@ -22,7 +22,7 @@ from .state import LATENCY_BUCKETS, AgentState
 #: Agent-wide budgets, by the name they have in metrics and stats.
 AGENT_BUDGETS = ("memory", "connections", "sessions", "calls", "resources")
 #: Stats keys whose values are {label: number} or {label: [numbers]} added up by `merge`.
-_ADDED = ("refusals", "auth_failures")
+_ADDED = ("refusals", "auth_failures", "resource_cache")
 
 
 def _budget(budget: Any) -> list[int]:
@@ -114,6 +114,7 @@ def snapshot(state: AgentState) -> dict[str, Any]:
         "peer_budgets": _peer_budgets(state),
         "refusals": {k: int(v) for k, v in dict(state.refusals).items()},
         "auth_failures": {k: int(v) for k, v in dict(state.auth_failures).items()},
+        "resource_cache": state.resource_cache.stats(),
         "tenants": _tenants(state, connections),
     }
 
@@ -171,7 +172,7 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     for key in _ADDED:
         added: dict[str, int] = {}
         for s in items:
-            for label, n in s[key].items():
+            for label, n in s.get(key, {}).items():
                 added[label] = added.get(label, 0) + int(n)
         out[key] = added
     tenants: dict[str, dict[str, Any]] = {}
@@ -199,6 +200,7 @@ def counters_only(stats: dict[str, Any]) -> dict[str, Any]:
     for key in ("connections", "in_flight", "pool_queue", "peers"):
         out[key] = 0
     out["budgets"] = {name: [0, 0] for name in out["budgets"]}
+    out["resource_cache"].update(entries=0, bytes=0)
     out["peer_budgets"] = {name: [0, 0, 0] for name in out["peer_budgets"]}
     return out
 

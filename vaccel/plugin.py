@@ -39,6 +39,10 @@ class ResourceLike(Protocol):
         """The contents of each file or buffer."""
         ...
 
+    def digest(self) -> str:
+        """A sha256 over names and contents (`vaccel.resource.content_digest`)."""
+        ...
+
 
 class SessionLike(Protocol):
     """What plugins use of a session (sync or async)."""

@@ -34,6 +34,15 @@ class _Registrar(Protocol):
     def has_resource(self, resource: Resource) -> bool: ...
 
 
+def content_digest(names: list[str], blobs: list[bytes]) -> str:
+    """The sha256 of a resource's files, each name and content length-prefixed."""
+    h = hashlib.sha256()
+    for name, blob in zip(names, blobs, strict=False):
+        h.update(len(name).to_bytes(8, "big") + name.encode())
+        h.update(len(blob).to_bytes(8, "big") + blob)
+    return h.hexdigest()
+
+
 def _local_path(path: str | os.PathLike[str]) -> str:
     """A path, with vAccel's `file://` prefix removed."""
     text = os.fspath(path)
@@ -111,6 +120,7 @@ class Resource:
         self.remote_id: int = 0
         self.sessions: set[int] = set()
         self.array: np.ndarray[Any, Any] | None = None
+        self._digest: str | None = None
 
     def _files(self) -> list[tuple[str, Path]]:
         """(name, path) of every file: a file by its name, a directory's files by path."""
@@ -174,11 +184,9 @@ class Resource:
 
     def digest(self) -> str:
         """A sha256 over names and contents: equal resources have equal digests."""
-        h = hashlib.sha256()
-        for name, blob in zip(self.names, self.blobs, strict=False):
-            h.update(len(name).to_bytes(8, "big") + name.encode())
-            h.update(len(blob).to_bytes(8, "big") + blob)
-        return h.hexdigest()
+        if self._digest is None:
+            self._digest = content_digest(self.names, self.blobs)
+        return self._digest
 
     def materialize(self, directory: str | os.PathLike[str]) -> Path:
         """The resource as files: its own path when it has one, else written under `directory`.
@@ -219,6 +227,7 @@ class Resource:
         """Re-read files from disk and re-send them to the session's plugins (sync sessions)."""
         if self.paths:
             self._blobs = None
+            self._digest = None
         if session.has_resource(self):
             session.unregister_resource(self)
         session.register_resource(self)

@@ -30,6 +30,10 @@ from vaccel.protocol.address import Address, AddressError, parse_address
 
 from .links import Link, Placement, connect_async, connect_sync, release
 
+#: Resources up to this many bytes are uploaded at once; larger ones (models) are first
+#: looked up by digest in the agent's resource cache, so each is sent once per tenant.
+UPLOAD_WITHOUT_ASKING = 64 << 10
+
 #: A plan yields (method, args) requests and receives each one's result.
 Plan = Generator[tuple[str, list[Any]], Any, Any]
 
@@ -199,7 +203,11 @@ class RpcPlugin(Plugin):
     def _register(self, session: SessionLike, link: Link, resource: ResourceLike) -> Plan:
         rid = link.resources.get(resource.id)
         if rid is None:
-            rid = yield ("resource.create", [int(resource.type), resource.names, resource.blobs])
+            kind, digest = int(resource.type), resource.digest()
+            if sum(len(b) for b in resource.blobs) > UPLOAD_WITHOUT_ASKING:
+                rid = yield ("resource.find", [kind, digest])  # sent once per tenant
+            if rid is None:
+                rid = yield ("resource.create", [kind, resource.names, resource.blobs, digest])
             link.resources[resource.id] = rid
         yield ("resource.register", [session.remote_id, rid])
         resource.remote_id = rid  # type: ignore[attr-defined]
@@ -214,6 +222,7 @@ class RpcPlugin(Plugin):
         if last:
             del link.resources[resource.id]
             yield ("resource.destroy", [rid])
+            resource.remote_id = 0  # type: ignore[attr-defined]
 
     @staticmethod
     def _last_user(resource: ResourceLike) -> bool:
