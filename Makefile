@@ -70,7 +70,7 @@ bench: $(STAMP)
 	$(VENV)/bin/vaccel bench
 
 lint: $(STAMP) $(DOCS_STAMP)
-	$(VENV)/bin/ruff check vaccel protocol transport server client plugins tests
+	$(VENV)/bin/ruff check vaccel protocol transport server client plugins cli tests
 	rm -rf build/typecheck build/lib build/bdist* && $(PY) -m pip install -q --no-deps --target build/typecheck .
 	cd build/typecheck && ../../$(PY) -m mypy --config-file ../../pyproject.toml -p vaccel
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -q

@@ -54,7 +54,7 @@ class EncodeError(TypeError):
 def _array_bytes(arr: np.ndarray[Any, Any]) -> memoryview:
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)
-    return memoryview(arr).cast("B") if arr.size else memoryview(b"")
+    return memoryview(arr).cast("B") if arr.size else memoryview(b"")  # type: ignore[arg-type]
 
 
 #: Array descriptors already built, by (dtype, shape): calls repeat the same arrays.

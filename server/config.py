@@ -311,6 +311,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         shown = setting.default
         if setting.quarter_of:
             shown = f"a quarter of --{setting.quarter_of}"
+        if shown is None and "default" not in setting.help:
+            shown = "not set"
         help_text = setting.help + (f" (default: {shown})" if shown is not None else "")
         parser.add_argument(
             *names,

@@ -134,7 +134,12 @@ async def _connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, where: 
         raise OSError(code, os.strerror(code))
     ready: asyncio.Future[None] = loop.create_future()
     fd = sock.fileno()
-    loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+
+    def writable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(fd, writable)
     try:
         await ready
     finally:

@@ -68,7 +68,8 @@ class BufferPool:
         nbytes = count * dt.itemsize
         if nbytes < MIN_POOLED:
             return np.empty(shape, dt)
-        return self.array(nbytes).view(dt).reshape(shape)
+        out: np.ndarray[Any, Any] = self.array(nbytes).view(dt).reshape(shape)
+        return out
 
     def _reclaim(self) -> None:
         """Return buffers nobody holds a view of any more (the lock is held)."""

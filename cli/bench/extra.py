@@ -70,11 +70,14 @@ def _scripted(folder: Path) -> str:
 def _time_inference(runtime: Runtime, model: Resource, calls: int, kind: str, arg: Any) -> float:
     with Session(runtime=runtime) as s:
         model.register(s)
-        if kind == "classify":
-            fn = lambda: s.classify(arg)  # noqa: E731
-        else:
+
+        def fn() -> Any:
+            if kind == "classify":
+                return s.classify(arg)
+            return s.torch_model_run(model, [arg])
+
+        if kind != "classify":
             s.torch_model_load(model)
-            fn = lambda: s.torch_model_run(model, [arg])  # noqa: E731
         for _ in range(10):
             fn()
         return statistics.median(sync_times(fn, calls))

@@ -43,7 +43,7 @@ def _until(sock: socket.socket, proto: Connection, want: type, stream: int = 0) 
         if not n:
             raise ConnectionError("the agent closed the connection")
         for event in proto.buffer_updated(n):
-            if isinstance(event, want) and (not stream or event.stream_id == stream):
+            if isinstance(event, want) and (not stream or getattr(event, "stream_id", 0) == stream):
                 return event
 
 

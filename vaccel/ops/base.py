@@ -19,9 +19,7 @@ R = TypeVar("R")
 class OpsBase(Generic[R]):
     """What every op mixin calls: run op `op` on the caller's arguments."""
 
-    def _op(
-        self, op: OpType, *args: Any, into: list[Any] | None = None, out: Any = None
-    ) -> R:
+    def _op(self, op: OpType, *args: Any, into: list[Any] | None = None, out: Any = None) -> R:
         """Check `args`, run the op, shape its result (a coroutine in AsyncSession).
 
         With `into` (genop's write arguments) the results are stored into those `Arg`s
