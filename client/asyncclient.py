@@ -14,6 +14,7 @@ import asyncio
 import os
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from vaccel import compat
@@ -186,12 +187,33 @@ class AsyncClient:
             addr = parse_address(address) if isinstance(address, str) else address
         except AddressError as exc:
             raise BadArgumentError(message=str(exc)) from None
-        handler = _ClientHandler(addr, keepalive, token, public)
+
+        async def over_socket(factory: Callable[[], Link]) -> Any:
+            _, link = await open_connection(addr, factory, ssl_context=ssl_context, source=source)
+            return link
+
+        return await cls.open_with(
+            over_socket, addr, timeout, keepalive=keepalive, token=token, public=public
+        )
+
+    @classmethod
+    async def open_with(
+        cls,
+        opener: Callable[[Callable[[], Link]], Awaitable[Any]],
+        address: Address,
+        timeout: float = 10.0,
+        *,
+        keepalive: float = DEFAULT_KEEPALIVE,
+        token: str | None = None,
+        public: bool = False,
+    ) -> AsyncClient:
+        """`connect` over a link that `opener(protocol_factory)` makes: a socket, or an
+        in-memory pipe to an agent in this process (`vaccel.transport.memory`)."""
+        handler = _ClientHandler(address, keepalive, token, public)
+        addr = address
         with map_connect_errors(addr, timeout):
             async with compat.timeout(timeout):
-                _, link = await open_connection(
-                    addr, lambda: Link(handler), ssl_context=ssl_context, source=source
-                )
+                link = await opener(lambda: Link(handler))
                 assert isinstance(link, Link)
                 client = cls(link, handler, addr)
                 try:

@@ -18,13 +18,15 @@ class AddressError(ValueError):
 class Address:
     """A parsed endpoint; `str()` gives it back in canonical form."""
 
-    scheme: str  # "tcp", "tls", "unix" or "vsock"
+    scheme: str  # "tcp", "tls", "unix" or "vsock" ("memory": an in-process pipe, never parsed)
     host: str = ""
     port: int = 0
     path: str = ""
     cid: int = 0
 
     def __str__(self) -> str:
+        if self.scheme == "memory":
+            return "memory://"
         if self.scheme == "unix":
             return f"unix://{self.path}"
         if self.scheme == "vsock":

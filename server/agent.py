@@ -50,12 +50,13 @@ class Agent:
         """The live connections."""
         return self.state.connections
 
-    def _factory(self) -> Link:
+    def protocol(self) -> Link:
+        """A new connection's protocol (what a listener makes per accepted socket)."""
         return Link(AgentConnection(self.state))
 
     async def listen(self, address: Address, ssl_context: Any) -> tuple[Any, Address]:
         """Serve one address (a worker of `--processes` shares its listeners instead)."""
-        return await listen(address, self._factory, ssl_context)
+        return await listen(address, self.protocol, ssl_context)
 
     async def start(self, addresses: list[Address]) -> list[Address]:
         """Bind every address; returns them as bound (port 0 resolved)."""

@@ -124,7 +124,7 @@ class WorkerAgent(Agent):
         loop = asyncio.get_running_loop()
         if address.scheme in ("tcp", "tls"):
             server = await loop.create_server(
-                self._factory,
+                self.protocol,
                 address.host,
                 address.port,
                 reuse_address=True,
@@ -136,8 +136,8 @@ class WorkerAgent(Agent):
         sock = socket.socket(fileno=self.spec.fds[str(address)])
         sock.setblocking(False)
         if address.scheme == "unix":
-            return await loop.create_unix_server(self._factory, sock=sock, backlog=1024), address
-        return SocketServer(loop, sock, self._factory), address
+            return await loop.create_unix_server(self.protocol, sock=sock, backlog=1024), address
+        return SocketServer(loop, sock, self.protocol), address
 
     async def start(self, addresses: list[Address]) -> list[Address]:
         """Serve, then tell the parent (and answer its requests for stats from a thread)."""

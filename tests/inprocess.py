@@ -57,3 +57,16 @@ class ThreadAgent:
         self.thread.join(10)
         self.loop.close()
         self.runtime.close()
+
+
+async def memory_client(agent: Agent, chunk: int = 1 << 20, **options: Any) -> Any:
+    """An AsyncClient joined to `agent` by an in-memory pipe (no socket): pieces of at
+    most `chunk` bytes."""
+    from vaccel.client.asyncclient import AsyncClient
+    from vaccel.protocol.address import Address
+    from vaccel.transport.memory import memory_pair
+
+    async def opener(factory: Any) -> Any:
+        return memory_pair(factory, agent.protocol, chunk=chunk)[0]
+
+    return await AsyncClient.open_with(opener, Address("memory"), **options)
