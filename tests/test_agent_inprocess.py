@@ -112,3 +112,26 @@ async def test_a_client_killed_mid_transfer_gives_its_budget_back(tmp_path: Path
         writer.transport.abort()
         await _until(lambda: state.memory.used == 0 and not agent.connections)
         assert state.memory.used == 0 and not agent.connections
+
+
+@pytest.mark.asyncio
+async def test_a_new_session_on_a_connection_dying_underneath_retries_once(
+    tmp_path: Path,
+) -> None:
+    """The agent drops a kept connection just as a new session is created on it: the
+    create is lost with it, and the rpc plugin retries once on a fresh connection."""
+    from vaccel import AsyncSession, Config, Runtime
+
+    async with running_agent(tmp_path, drain_timeout=1) as (agent, address):
+        runtime = Runtime(Config("rpc", 0, rpc_address=address))
+        try:
+            async with AsyncSession(runtime=runtime) as first:
+                (conn,) = agent.connections
+                assert conn.link is not None
+                conn.link.transport.abort()  # the client has not heard it yet
+                async with AsyncSession(runtime=runtime) as second:
+                    assert second.remote_id > first.remote_id
+                    assert await second.fpga_vadd([1.0], [2.0]) == [3.0]
+                assert len(agent.connections) == 1 and next(iter(agent.connections)) is not conn
+        finally:
+            runtime.close()

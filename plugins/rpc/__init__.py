@@ -142,23 +142,35 @@ class RpcPlugin(Plugin):
 
     def session_init(self, session: SessionLike) -> None:
         self._say("Initializing session")
-        link = connect_sync(self.placement, self._blocking)
-        try:
-            self._run(link, self._create(session))
-        except BaseException:
-            self._drop(link)
-            raise
+        for attempt in range(2):  # a kept connection may die just before the create
+            link = connect_sync(self.placement, self._blocking)
+            try:
+                self._run(link, self._create(session))
+                break
+            except ConnectionLostError:
+                self._drop(link)
+                if attempt:
+                    raise
+            except BaseException:
+                self._drop(link)
+                raise
         session.plugin_state[self.display_name] = link
         self._say(f"New session {session.remote_id}")
 
     async def session_init_async(self, session: SessionLike) -> None:
         self._say("Initializing session")
-        link = await connect_async(self.placement, self._async)
-        try:
-            await self._arun(link, self._create(session))
-        except BaseException:
-            await self._adrop(link)
-            raise
+        for attempt in range(2):  # a connection lost with the create owns nothing: retry
+            link = await connect_async(self.placement, self._async)
+            try:
+                await self._arun(link, self._create(session))
+                break
+            except ConnectionLostError:
+                await self._adrop(link)
+                if attempt:
+                    raise
+            except BaseException:
+                await self._adrop(link)
+                raise
         session.plugin_state[self.display_name] = link
         self._say(f"New session {session.remote_id}")
 
