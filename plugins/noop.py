@@ -17,6 +17,7 @@ import numpy as np
 
 from vaccel import log
 from vaccel.enums import OpType, PluginType
+from vaccel.ops.blas import SgemmArgs
 from vaccel.ops.tensors import RawTensor
 from vaccel.plugin import Impl, Plugin
 from vaccel.plugin import SessionLike as SessionBase
@@ -39,34 +40,19 @@ def noop(session: SessionBase) -> None:
     _say(f"Calling no-op for session {session.id}")
 
 
-def sgemm(
-    session: SessionBase,
-    m: int,
-    n: int,
-    k: int,
-    alpha: float,
-    a: Any,
-    lda: int,
-    b: Any,
-    ldb: int,
-    beta: float,
-    ldc: int,
-    c: Any,
-) -> np.ndarray[Any, Any]:
-    """Dummy SGEMM: logs its arguments; returns C as given (zeros without one)."""
+def sgemm(session: SessionBase, *args: Any) -> np.ndarray[Any, Any]:
+    """Dummy SGEMM: logs its arguments (`SgemmArgs`); returns C as given (zeros without one)."""
+    g = SgemmArgs(*args)
     _calling("sgemm", session)
     _say(
-        f"m: {m} n: {n} k: {k}",
-        f"alpha: {alpha:f}",
-        f"A: {a.size} elements lda: {lda}",
-        f"B: {b.size} elements ldb: {ldb}",
-        f"beta: {beta:f}",
-        f"C: ldc: {ldc}",
+        f"m: {g.m} n: {g.n} k: {g.k}",
+        f"alpha: {g.alpha:f}",
+        f"A: {g.a.size} elements lda: {g.lda}",
+        f"B: {g.b.size} elements ldb: {g.ldb}",
+        f"beta: {g.beta:f}",
+        f"C: ldc: {g.ldc}",
     )
-    if c is None or not m:
-        return np.zeros(m * n, np.float32)
-    out: np.ndarray[Any, Any] = c[: m * ldc].reshape(m, ldc)[:, :n].reshape(-1).copy()
-    return out
+    return g.initial_c().reshape(-1)
 
 
 def _image(what: str) -> Any:

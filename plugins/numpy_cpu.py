@@ -24,6 +24,7 @@ from vaccel.cancel import checkpoint
 from vaccel.enums import OpType, PluginType
 from vaccel.errors import BadArgumentError, NotFoundError, PermissionDeniedError, PluginError
 from vaccel.opargs import plain_value, square_side
+from vaccel.ops.blas import SgemmArgs
 from vaccel.plugin import Impl, Plugin, SessionLike
 
 #: Arrays up to this many elements are cheap enough to compute on the event loop.
@@ -104,33 +105,18 @@ def _matrix(flat: Any, rows: int, cols: int, ld: int) -> Any:
     return as_strided(flat, shape=(rows, cols), strides=(ld * 4, 4), writeable=False)
 
 
-def sgemm(
-    session: SessionLike,
-    m: int,
-    n: int,
-    k: int,
-    alpha: float,
-    a: Any,
-    lda: int,
-    b: Any,
-    ldb: int,
-    beta: float,
-    ldc: int,
-    c: Any,
-) -> Any:
-    """Row-major C = alpha * A @ B + beta * C; returns C's m * n elements."""
-    if c is None or m == 0:
-        out = np.zeros((m, n), np.float32)
-    else:
-        out = c[: m * ldc].reshape(m, ldc)[:, :n].copy()
-    if m == 0 or n == 0:
+def sgemm(session: SessionLike, *args: Any) -> Any:
+    """Row-major C = alpha * A @ B + beta * C (`SgemmArgs`); returns C's m * n elements."""
+    g = SgemmArgs(*args)
+    out = g.initial_c()
+    if g.m == 0 or g.n == 0:
         return out.reshape(-1)
-    left, right = _matrix(a, m, k, lda), _matrix(b, k, n, ldb)
-    rows = max(1, MACS_PER_CHUNK // max(1, n * k))
-    for start in range(0, m, rows):
+    left, right = _matrix(g.a, g.m, g.k, g.lda), _matrix(g.b, g.k, g.n, g.ldb)
+    rows = max(1, MACS_PER_CHUNK // max(1, g.n * g.k))
+    for start in range(0, g.m, rows):
         block = out[start : start + rows]
         block[...] = (
-            np.float32(alpha) * (left[start : start + rows] @ right) + np.float32(beta) * block
+            np.float32(g.alpha) * (left[start : start + rows] @ right) + np.float32(g.beta) * block
         )
         checkpoint()
     return out.reshape(-1)

@@ -182,19 +182,9 @@ async def test_minmax(plugin: tuple[str, Runtime], run: Any) -> None:
         assert np.frombuffer(out).tolist() == data.tolist() and (lo, hi) == (-1.0, 10000.0)
 
 
-def _sgemm_reference(
-    m: int,
-    n: int,
-    k: int,
-    alpha: float,
-    a: Any,
-    lda: int,
-    b: Any,
-    ldb: int,
-    beta: float,
-    c: Any,
-    ldc: int,
-) -> Any:
+def _sgemm_reference(args: tuple[Any, ...]) -> Any:
+    """C = alpha * A @ B + beta * C, computed plainly from sgemm's arguments."""
+    m, n, k, alpha, a, lda, b, ldb, beta, ldc, c = args
     A = np.asarray(a, f32)[: m * lda].reshape(m, lda)[:, :k]
     B = np.asarray(b, f32)[: k * ldb].reshape(k, ldb)[:, :n]
     C = np.asarray(c, f32).reshape(m, ldc)[:, :n].copy()
@@ -211,10 +201,11 @@ async def test_sgemm_blas_semantics(plugin: tuple[str, Runtime], run: Any) -> No
         rng.random(k * ldb, dtype=f32),
         rng.random(m * ldc, dtype=f32),
     )
-    out = await run(runtime, "sgemm", (m, n, k, 2.0, a, lda, b, ldb, 0.5, ldc, c))
+    args = (m, n, k, 2.0, a, lda, b, ldb, 0.5, ldc, c)
+    out = await run(runtime, "sgemm", args)
     assert out.shape == (m * n,)  # m*n elements, as vaccel-python returns
     if served == "numpy":
-        want = _sgemm_reference(m, n, k, 2.0, a, lda, b, ldb, 0.5, c, ldc)
+        want = _sgemm_reference(args)
         np.testing.assert_allclose(out, want, rtol=1e-5)
     else:
         np.testing.assert_array_equal(out, c.reshape(m, ldc)[:, :n].reshape(-1))

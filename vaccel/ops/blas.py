@@ -1,8 +1,10 @@
-"""BLAS ops."""
+"""BLAS ops, and sgemm's arguments as plugins get them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from ..enums import OpType
 from .base import OpsBase, R
@@ -54,3 +56,31 @@ class BlasMixin(OpsBase[R]):
             [1.0, 2.0, 3.0, 4.0]
         """
         return self._op(OpType.BLAS_SGEMM, m, n, k, alpha, a, lda, b, ldb, beta, ldc, c)
+
+
+class SgemmArgs(NamedTuple):
+    """sgemm's arguments as a plugin gets them, checked by the op table: the sizes and
+    leading dimensions as ints, A, B and C as flat float32 arrays (C None when omitted).
+
+    A plugin's sgemm takes `(session, *args)` and reads them as `SgemmArgs(*args)`.
+    """
+
+    m: int
+    n: int
+    k: int
+    alpha: float
+    a: np.ndarray[Any, Any]
+    lda: int
+    b: np.ndarray[Any, Any]
+    ldb: int
+    beta: float
+    ldc: int
+    c: np.ndarray[Any, Any] | None
+
+    def initial_c(self) -> np.ndarray[Any, Any]:
+        """C's initial values as a new m x n float32 matrix: zeros when C was omitted."""
+        if self.c is None or self.m == 0:
+            return np.zeros((self.m, self.n), np.float32)
+        rows = self.c[: self.m * self.ldc].reshape(self.m, self.ldc)
+        initial: np.ndarray[Any, Any] = rows[:, : self.n].copy()
+        return initial
