@@ -3,16 +3,19 @@
 It follows each session's MODEL resources through the resource hooks (image ops use the
 latest one it can read, as vAccel's image ops use the session's model), loads a model
 once per session and resource, and forgets it when the resource or session goes.
-Subclasses say which files they read (`accepts`) and how to load one (`load_backend`).
+Subclasses say what they need installed (`needs`), which files they read (`accepts`) and
+how to load one (`load_backend`).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, ClassVar
 
 from vaccel.enums import ResourceType
-from vaccel.errors import BadArgumentError, PermissionDeniedError
+from vaccel.errors import BadArgumentError, PermissionDeniedError, PluginError
 from vaccel.plugin import Plugin, ResourceLike, SessionLike
 
 from .backend import Backend
@@ -29,12 +32,30 @@ class Loaded:
 
 
 class InferencePlugin(Plugin):
-    """Base of the onnx and tflite plugins: MODEL resources -> loaded models."""
+    """Base of the inference plugins (onnx, tflite, torch, tf): MODEL resources -> loaded models."""
 
     #: What the plugin's models are called in messages ("ONNX", "TFLite").
     kind: ClassVar[str] = "model"
     #: The session hint that picks this plugin before others serving the same op.
     hint_name: ClassVar[str] = ""
+    #: The framework the plugin's `model` module imports ("onnxruntime"), named when absent.
+    needs: ClassVar[str] = ""
+
+    _model: ModuleType
+
+    def init(self) -> None:
+        """Import the plugin's `model` module, and with it the framework it runs models in."""
+        try:
+            self._model = importlib.import_module(".model", type(self).__module__)
+        except ImportError as exc:
+            raise PluginError(message=self.missing(exc)) from None
+
+    def missing(self, reason: ImportError) -> str:
+        """What the PluginError says when the framework cannot be imported."""
+        return (
+            f"the {self.name} plugin needs {self.needs}: pip install '.[{self.name}]' "
+            f"in the pyvaccel clone ({reason})"
+        )
 
     def accepts(self, name: str, blob: bytes) -> bool:
         """Whether a resource file is a model this plugin runs."""
@@ -79,6 +100,16 @@ class InferencePlugin(Plugin):
             return Loaded(files, self.load_backend(files))
 
         return self.models(session).load(resource_id, loader)
+
+    def unload(self, session: SessionLike, resource_id: int, op: str) -> Any:
+        """Forget what the session loaded of a resource and return it (BadArgumentError
+        naming `op` when nothing is loaded)."""
+        loaded = self.models(session).unload(resource_id)
+        if loaded is None:
+            raise BadArgumentError(
+                message=f"{op}: resource {resource_id} is not loaded in session {session.id}"
+            )
+        return loaded
 
     def image_model(self, session: SessionLike, op: str) -> Loaded:
         """The model an image op uses: the latest registered one this plugin runs."""

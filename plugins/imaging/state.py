@@ -42,11 +42,6 @@ class SessionModels:
         with self.lock:
             return list(reversed(self.order))
 
-    def get(self, resource_id: int) -> Any:
-        """What was loaded of a resource, or None."""
-        with self.lock:
-            return self.loaded.get(resource_id)
-
     def load(self, resource_id: int, loader: Callable[[], T]) -> T:
         """The loaded model of a resource, loading it once (under the lock)."""
         with self.lock:
@@ -55,10 +50,10 @@ class SessionModels:
                 hit = self.loaded[resource_id] = loader()
             return hit  # type: ignore[no-any-return]
 
-    def unload(self, resource_id: int) -> bool:
-        """Drop what was loaded of a resource; whether anything was."""
+    def unload(self, resource_id: int) -> Any:
+        """Drop what was loaded of a resource and return it; None when nothing was."""
         with self.lock:
-            return self.loaded.pop(resource_id, None) is not None
+            return self.loaded.pop(resource_id, None)
 
 
 def session_models(session: SessionLike, key: str) -> SessionModels:

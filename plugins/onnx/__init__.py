@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from vaccel.enums import OpType, PluginType
-from vaccel.errors import BadArgumentError, PluginError
+from vaccel.errors import BadArgumentError
 from vaccel.ops.tensors import RawTensor
 from vaccel.ops.tf import TensorTypeMapper
 from vaccel.plugin import Impl, SessionLike
@@ -50,16 +50,7 @@ class OnnxPlugin(InferencePlugin):
     name = "onnx"
     type = PluginType.CPU | PluginType.SOFTWARE
     kind = "ONNX"
-
-    def init(self) -> None:
-        try:
-            from . import model
-        except ImportError as exc:
-            raise PluginError(
-                message=f"the onnx plugin needs onnxruntime: pip install '.[onnx]' "
-                f"in the pyvaccel clone ({exc})"
-            ) from None
-        self._model = model
+    needs = "onnxruntime"
 
     def accepts(self, name: str, blob: bytes) -> bool:
         return bool(self._model.is_onnx(name, blob))
@@ -77,11 +68,7 @@ class OnnxPlugin(InferencePlugin):
 
     def model_unload(self, session: SessionLike, resource_id: int) -> list[Any]:
         """tf_model_unload: drop the session's loaded model; Status [0, message]."""
-        if not self.models(session).unload(resource_id):
-            raise BadArgumentError(
-                message=f"tf_model_unload: resource {resource_id} is not loaded in session "
-                f"{session.id}"
-            )
+        self.unload(session, resource_id, "tf_model_unload")
         return [0, f"unloaded resource {resource_id}"]
 
     def model_run(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from vaccel.enums import OpType, PluginType
-from vaccel.errors import BadArgumentError, PluginError
+from vaccel.errors import BadArgumentError
 from vaccel.ops.tensors import RawTensor
 from vaccel.plugin import Impl, SessionLike
 from vaccel.plugins.imaging.base import InferencePlugin
@@ -37,12 +37,8 @@ class TFPlugin(InferencePlugin):
     kind = "TensorFlow SavedModel"
     hint_name = "PluginType.TENSORFLOW"
 
-    def init(self) -> None:
-        try:
-            from . import model
-        except ImportError as exc:
-            raise PluginError(message=MISSING.format(reason=exc)) from None
-        self._model = model
+    def missing(self, reason: ImportError) -> str:
+        return MISSING.format(reason=reason)
 
     def accepts(self, name: str, blob: bytes) -> bool:
         return name.endswith("saved_model.pb")
@@ -73,14 +69,7 @@ class TFPlugin(InferencePlugin):
 
     def model_unload(self, session: SessionLike, resource_id: int) -> list[Any]:
         """tf_model_unload: Status [0, message]."""
-        saved = self.models(session).get(resource_id)
-        if saved is None:
-            raise BadArgumentError(
-                message=f"tf_model_unload: resource {resource_id} is not loaded in session "
-                f"{session.id}"
-            )
-        self.models(session).unload(resource_id)
-        saved.close()
+        self.unload(session, resource_id, "tf_model_unload").close()
         return [0, f"unloaded resource {resource_id}"]
 
     def model_run(

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from vaccel.enums import OpType, PluginType
-from vaccel.errors import BadArgumentError, PluginError
 from vaccel.ops.tensors import RawTensor
 from vaccel.ops.tf.lite import TensorTypeMapper
 from vaccel.plugin import Impl, SessionLike
@@ -33,16 +32,7 @@ class TFLitePlugin(InferencePlugin):
     type = PluginType.TENSORFLOW | PluginType.CPU
     kind = "TFLite"
     hint_name = "PluginType.TENSORFLOW"
-
-    def init(self) -> None:
-        try:
-            from . import model
-        except ImportError as exc:
-            raise PluginError(
-                message=f"the tflite plugin needs LiteRT: pip install '.[tflite]' "
-                f"in the pyvaccel clone ({exc})"
-            ) from None
-        self._model = model
+    needs = "LiteRT"
 
     def accepts(self, name: str, blob: bytes) -> bool:
         return bool(self._model.is_tflite(name, blob))
@@ -56,11 +46,7 @@ class TFLitePlugin(InferencePlugin):
 
     def model_unload(self, session: SessionLike, resource_id: int) -> None:
         """tflite_model_unload: drop the session's loaded model."""
-        if not self.models(session).unload(resource_id):
-            raise BadArgumentError(
-                message=f"tflite_model_unload: resource {resource_id} is not loaded in session "
-                f"{session.id}"
-            )
+        self.unload(session, resource_id, "tflite_model_unload")
 
     def model_run(
         self, session: SessionLike, resource_id: int, tensors: list[RawTensor], count: int

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from vaccel import log
 from vaccel.enums import OpType, PluginType
-from vaccel.errors import PluginError
 from vaccel.ops.tensors import RawTensor
 from vaccel.plugin import Impl, SessionLike
 from vaccel.plugins.imaging.base import InferencePlugin
@@ -31,16 +30,7 @@ class TorchPlugin(InferencePlugin):
     type = PluginType.TORCH | PluginType.CPU
     kind = "TorchScript"
     hint_name = "PluginType.TORCH"
-
-    def init(self) -> None:
-        try:
-            from . import model
-        except ImportError as exc:
-            raise PluginError(
-                message=f"the torch plugin needs torch: pip install '.[torch]' "
-                f"in the pyvaccel clone ({exc})"
-            ) from None
-        self._model = model
+    needs = "torch"
 
     def accepts(self, name: str, blob: bytes) -> bool:
         return bool(self._model.is_torchscript(name, blob))
