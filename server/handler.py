@@ -405,6 +405,7 @@ class AgentConnection(Handler):
                 call.stream_id, exc.status, f"{call.method}: its result cannot be sent: {exc}"
             )
         self.state.calls_total[(call.method, status.name)] += 1
+        self.state.tenant_calls[(self.tenant, status.name)] += 1
         self.state.observe(call.method, time.perf_counter() - call.started)
         done = link.send_message(call.stream_id, frames)
         if done is None:

@@ -24,7 +24,8 @@ Metrics (labels in braces):
 - `vaccel_refusals_total{limit}`, `vaccel_auth_failures_total{reason}`;
 - `vaccel_serving`, `vaccel_draining`, `vaccel_plugin_loaded{plugin,type}`,
   `vaccel_plugin_ops{plugin}`, `vaccel_agent_info{agent,version}`, `vaccel_workers`;
-- per tenant: `vaccel_tenant_connections{tenant}`, `vaccel_tenant_sessions{tenant}`,
+- per tenant: `vaccel_tenant_calls_total{tenant,status}`,
+  `vaccel_tenant_connections{tenant}`, `vaccel_tenant_sessions{tenant}`,
   `vaccel_tenant_resources{tenant}`, `vaccel_tenant_budget_used{tenant,limit}`,
   `vaccel_tenant_budget_limit{tenant,limit}`.
 """
@@ -119,6 +120,12 @@ def families(stats: dict[str, Any]) -> Iterator[Any]:
     for method, status, n in stats["calls"]:
         calls.add_metric([str(method), str(status)], n)
     yield calls
+    tenant_calls = CounterMetricFamily(
+        "vaccel_tenant_calls", "Calls answered, by tenant and status", labels=["tenant", "status"]
+    )
+    for tenant, status, n in stats.get("tenant_calls", []):
+        tenant_calls.add_metric([str(tenant), str(status)], n)
+    yield tenant_calls
     bounds = [float(b) for b in stats["buckets"]]
     latency = HistogramMetricFamily(
         "vaccel_call_duration_seconds",

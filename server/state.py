@@ -117,6 +117,8 @@ class AgentState:
         self.refusals: Counter[str] = Counter()
         self.auth_failures: Counter[str] = Counter()
         self.calls_total: Counter[tuple[str, str]] = Counter()
+        #: Calls answered by (tenant, status).
+        self.tenant_calls: Counter[tuple[str, str]] = Counter()
         #: Call latency by method: counts per LATENCY_BUCKETS upper bound, and the sum.
         self.latency: dict[str, list[float]] = {}
         #: Bytes received and sent by connections that have closed (live ones add theirs).

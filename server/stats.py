@@ -103,6 +103,7 @@ def snapshot(state: AgentState) -> dict[str, Any]:
         ],
         "buckets": list(LATENCY_BUCKETS),
         "calls": [[m, s, int(n)] for (m, s), n in dict(state.calls_total).items()],
+        "tenant_calls": [[t, s, int(n)] for (t, s), n in dict(state.tenant_calls).items()],
         "latency": _latency(state),
         "bytes_in": int(received),
         "bytes_out": int(sent),
@@ -147,14 +148,16 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "plugins": next((s["plugins"] for s in items if s["plugins"]), []),
         "buckets": items[0]["buckets"],
     }
-    calls: dict[tuple[str, str], int] = {}
     latency: dict[str, list[float]] = {}
     for s in items:
-        for method, status, n in s["calls"]:
-            calls[(method, status)] = calls.get((method, status), 0) + int(n)
         for method, counts in s["latency"].items():
             latency[method] = _add_lists(latency.get(method, []), counts)
-    out["calls"] = [[m, st, n] for (m, st), n in calls.items()]
+    for key in ("calls", "tenant_calls"):  # [[label, status, count], ...]
+        summed: dict[tuple[str, str], int] = {}
+        for s in items:
+            for label, status, n in s.get(key, []):
+                summed[(label, status)] = summed.get((label, status), 0) + int(n)
+        out[key] = [[label, st, n] for (label, st), n in summed.items()]
     out["latency"] = latency
     for key in ("bytes_in", "bytes_out", "connections", "in_flight", "pool_queue", "peers"):
         out[key] = sum(int(s[key]) for s in items)

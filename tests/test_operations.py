@@ -231,6 +231,10 @@ async def test_metrics_count_known_calls() -> None:
         assert value(m, "vaccel_tenant_connections", tenant="anonymous") == 1
         assert value(m, "vaccel_tenant_sessions", tenant="anonymous") == 1
         assert value(m, "vaccel_tenant_resources", tenant="anonymous") == 1
+        assert value(m, "vaccel_tenant_calls_total", tenant="anonymous", status="OK") == 7
+        assert value(m, "vaccel_tenant_calls_total", tenant="anonymous", status="NOT_FOUND") == 1
+        assert value(m, "vaccel_resource_cache_entries") == 0
+        assert value(m, "vaccel_resource_cache_hits_total") == 0
 
         # The connection closed: gauges fall, counters keep what it did.
         for _ in range(100):
