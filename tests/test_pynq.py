@@ -11,34 +11,18 @@ from __future__ import annotations
 
 import importlib.util
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 from conftest import VENV_BIN, tool_env
+from pynqhelpers import sim as sim  # the fixture
 
 from vaccel import Config, Runtime, Session
 from vaccel.errors import BadArgumentError, NotSupportedError, PluginError
 
 HAS_PYNQ = importlib.util.find_spec("pynq") is not None
 F32 = np.float32
-
-
-@pytest.fixture
-def sim() -> Iterator[Any]:
-    made: list[Runtime] = []
-
-    def factory(**env: str) -> Runtime:
-        runtime = Runtime(
-            Config(plugins="pynq", log_level=0, env={"VACCEL_PYNQ_BOARD": "sim", **env})
-        )
-        made.append(runtime)
-        return runtime
-
-    yield factory
-    for runtime in made:
-        runtime.close()
 
 
 def plugin_of(runtime: Runtime) -> Any:

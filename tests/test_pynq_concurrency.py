@@ -10,14 +10,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import pytest
+from pynqhelpers import sim as sim  # the fixture
 
-from vaccel import Config, Runtime, Session
+from vaccel import Session
 
 F32 = np.float32
 #: Lengths around the 4096-element chunk the tests set, and matrix sizes around the tile.
@@ -69,22 +69,6 @@ def run_mixed(open_session: Callable[[], Session], threads: int = 8) -> int:
     with ThreadPoolExecutor(threads) as pool:
         done = list(pool.map(worker, range(threads), mixed_jobs(threads)))
     return sum(done)
-
-
-@pytest.fixture
-def sim() -> Iterator[Any]:
-    made: list[Runtime] = []
-
-    def factory(**env: str) -> Runtime:
-        runtime = Runtime(
-            Config(plugins="pynq", log_level=0, env={"VACCEL_PYNQ_BOARD": "sim", **env})
-        )
-        made.append(runtime)
-        return runtime
-
-    yield factory
-    for runtime in made:
-        runtime.close()
 
 
 def test_threads_mixing_every_op_and_size_on_a_small_budget(sim: Any) -> None:

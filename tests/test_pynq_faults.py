@@ -10,35 +10,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from pynqhelpers import sim as sim  # the fixture
 
-from vaccel import Config, Runtime, Session
+from vaccel import Runtime, Session
 from vaccel.errors import DeadlineExceededError, PluginError, PluginFailure
 from vaccel.plugins.pynq.regcheck import register_problems
 from vaccel.plugins.pynq.registers import ARRAYCOPY, VADD
 from vaccel.plugins.pynq.sim import SimViolation
 
 F32 = np.float32
-
-
-@pytest.fixture
-def sim() -> Iterator[Any]:
-    made: list[Runtime] = []
-
-    def factory(**env: str) -> Runtime:
-        runtime = Runtime(
-            Config(plugins="pynq", log_level=0, env={"VACCEL_PYNQ_BOARD": "sim", **env})
-        )
-        made.append(runtime)
-        return runtime
-
-    yield factory
-    for runtime in made:
-        runtime.close()
 
 
 def fabric_of(runtime: Runtime) -> Any:

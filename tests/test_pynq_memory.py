@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from pynqhelpers import sim as sim  # the fixture
 
-from vaccel import Config, Runtime, Session
+from vaccel import Session
 from vaccel.errors import ResourceExhaustedError
 from vaccel.plugins.pynq.memory import MIN_CLASS, PAGE, BufferPool, size_class
 
@@ -54,22 +54,6 @@ class FakeCma:
         buf = FakeBuffer(self, size)
         self.made.append(buf)
         return buf
-
-
-@pytest.fixture
-def sim() -> Iterator[Any]:
-    made: list[Runtime] = []
-
-    def factory(**env: str) -> Runtime:
-        runtime = Runtime(
-            Config(plugins="pynq", log_level=0, env={"VACCEL_PYNQ_BOARD": "sim", **env})
-        )
-        made.append(runtime)
-        return runtime
-
-    yield factory
-    for runtime in made:
-        runtime.close()
 
 
 # --- size classes ------------------------------------------------------------------------
