@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,6 @@ pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("sklearn")
 
-from agent_proc import AgentProcess, start_agent
 from inference_data import (
     AGENT_PLUGINS,
     DIGITS,
@@ -33,8 +31,9 @@ from inference_data import (
     mediapipe_model,
     model_resource,
     onnx_bytes,
-    runtimes,
 )
+from inference_fixtures import agent as agent  # the fixture
+from inference_fixtures import runtime_fixture
 
 from vaccel import Config, PluginType, Resource, ResourceType, Runtime, Session
 from vaccel.errors import BadArgumentError, PluginError
@@ -48,16 +47,7 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+`:DeprecationWa
 GARBAGE = bytes(range(256)) * 8
 
 
-@pytest.fixture(scope="module")
-def agent() -> Iterator[AgentProcess]:
-    proc = start_agent("tcp://127.0.0.1:0", plugins=AGENT_PLUGINS)
-    yield proc
-    assert proc.stop() == 0
-
-
-@pytest.fixture(params=["local", "remote"])
-def runtime(request: Any, agent: AgentProcess) -> Iterator[Runtime]:
-    yield from runtimes(request.param, AGENT_PLUGINS, agent)
+runtime = runtime_fixture(AGENT_PLUGINS)
 
 
 def vector_model(dims: list[Any]) -> bytes:

@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 pytest.importorskip("skimage")
 
-from agent_proc import AgentProcess, clean_env, start_agent
+from agent_proc import AgentProcess, clean_env
 from inference_data import (
     AGENT_PLUGINS,
     DIGITS,
@@ -33,18 +32,12 @@ from inference_data import (
     digits,
     mediapipe_model,
 )
+from inference_fixtures import agent as agent  # the fixture
 
 from vaccel.plugins.imaging.results import read_findings
 
 VACCEL = Path(sys.executable).parent / "vaccel"
 pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+`:DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def agent() -> Iterator[AgentProcess]:
-    proc = start_agent("tcp://127.0.0.1:0", plugins=AGENT_PLUGINS)
-    yield proc
-    assert proc.stop() == 0
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ detect, segment, pose and depth find a red square with `redspot.onnx`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ pytest.importorskip("onnx")
 pytest.importorskip("sklearn")
 pytest.importorskip("PIL")
 
-from agent_proc import AgentProcess, start_agent
+from agent_proc import AgentProcess
 from inference_data import (
-    AGENT_PLUGINS,
     DIGITS,
     REDSPOT_SIZE,
     astronaut,
@@ -39,6 +37,8 @@ from inference_data import (
     redspot_resource,
     runtimes,
 )
+from inference_fixtures import agent as agent  # the fixture
+from inference_fixtures import runtime_fixture
 
 from vaccel import Runtime, Session
 from vaccel.ops.tf import Node, Tensor
@@ -50,16 +50,7 @@ SQUARE = (40, 30, 80, 70)
 SQUARE_IMAGE = (96, 128)
 
 
-@pytest.fixture(scope="module")
-def agent() -> Iterator[AgentProcess]:
-    proc = start_agent("tcp://127.0.0.1:0", plugins=AGENT_PLUGINS)
-    yield proc
-    assert proc.stop() == 0
-
-
-@pytest.fixture(params=["local", "remote"])
-def runtime(request: Any, agent: AgentProcess) -> Iterator[Runtime]:
-    yield from runtimes(request.param, "onnx", agent)
+runtime = runtime_fixture("onnx")
 
 
 def valid_png(path: str, size: tuple[int, int]) -> dict[str, Any]:

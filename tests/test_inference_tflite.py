@@ -6,7 +6,6 @@ scikit-image's astronaut photograph; tflite_model_run gives LiteRT's own outputs
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,7 @@ pytest.importorskip("ai_edge_litert")
 pytest.importorskip("skimage")
 pytest.importorskip("PIL")
 
-from agent_proc import AgentProcess, start_agent
 from inference_data import (
-    AGENT_PLUGINS,
     ASTRONAUT_FACE,
     FACE,
     POSE,
@@ -31,8 +28,9 @@ from inference_data import (
     mediapipe_model,
     model_resource,
     pixels_in,
-    runtimes,
 )
+from inference_fixtures import agent as agent  # the fixture
+from inference_fixtures import runtime_fixture
 
 from vaccel import PluginType, Runtime, Session
 from vaccel.ops.tf.lite import Tensor, TensorType
@@ -42,16 +40,7 @@ from vaccel.plugins.imaging.results import read_findings
 FACE_FEED = pixels_in(astronaut(), 128, 128, 2.0)[None] - np.float32(1.0)
 
 
-@pytest.fixture(scope="module")
-def agent() -> Iterator[AgentProcess]:
-    proc = start_agent("tcp://127.0.0.1:0", plugins=AGENT_PLUGINS)
-    yield proc
-    assert proc.stop() == 0
-
-
-@pytest.fixture(params=["local", "remote"])
-def runtime(request: Any, agent: AgentProcess) -> Iterator[Runtime]:
-    yield from runtimes(request.param, "tflite", agent)
+runtime = runtime_fixture("tflite")
 
 
 def session(runtime: Runtime) -> Session:

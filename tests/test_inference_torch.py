@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -12,8 +11,9 @@ import pytest
 pytest.importorskip("torch")
 
 import torch
-from agent_proc import AgentProcess, start_agent
-from inference_data import AGENT_PLUGINS, model_resource, runtimes
+from inference_data import model_resource
+from inference_fixtures import agent as agent  # the fixture
+from inference_fixtures import runtime_fixture
 
 from vaccel import PluginType, Runtime, Session
 from vaccel.ops.torch import Buffer, Tensor, TensorType
@@ -65,16 +65,7 @@ def counts() -> bytes:
     )
 
 
-@pytest.fixture(scope="module")
-def agent() -> Iterator[AgentProcess]:
-    proc = start_agent("tcp://127.0.0.1:0", plugins=AGENT_PLUGINS)
-    yield proc
-    assert proc.stop() == 0
-
-
-@pytest.fixture(params=["local", "remote"])
-def runtime(request: Any, agent: AgentProcess) -> Iterator[Runtime]:
-    yield from runtimes(request.param, "torch", agent)
+runtime = runtime_fixture("torch")
 
 
 def test_torch_model_run_gives_torch_outputs(runtime: Runtime, two_heads: Any) -> None:
