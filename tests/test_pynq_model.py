@@ -55,6 +55,12 @@ def vadd_board(n: int = 4, **kw: Any) -> tuple[SimBoard, Any, list[Any]]:
     return board, board.overlay.vadd_0, bufs
 
 
+def start_vadd(core: Any, a: Any, b: Any, c: Any, length: int = 4) -> None:
+    """Give the vadd core its pointers (buffers or addresses) and length; set ap_start."""
+    program(core, {"a": a, "b": b, "c": c}, {"len": length})
+    core.write(0, START)
+
+
 # --- the register map: from the sources, independent of the driver -------------------------
 
 
@@ -134,8 +140,7 @@ def test_handshake_start_held_idle_low_then_done_and_ready_clear_on_read() -> No
     board, core, (a, b, c) = vadd_board(latency=4)
     assert core.read(0) == IDLE | READY
     assert core.read(0) == IDLE  # ap_ready cleared on read
-    program(core, {"a": a, "b": b, "c": c}, {"len": 4})
-    core.write(0, START)
+    start_vadd(core, a, b, c)
     seen = [core.read(0) for _ in range(5)]
     assert seen[:3] == [START] * 3  # ap_start held until ready, ap_idle low
     assert seen[3] == DONE | IDLE | READY
@@ -163,8 +168,7 @@ def test_unflushed_inputs_reach_the_core_only_in_part() -> None:
     a[:] = 1.0
     b[:] = 0.0
     b.sync_to_device()  # a is never flushed: only randomly evicted lines reach DDR
-    program(core, {"a": a, "b": b, "c": c}, {"len": 4096})
-    core.write(0, START)
+    start_vadd(core, a, b, c, 4096)
     finish(core)
     c.sync_from_device()
     assert 0 < np.count_nonzero(c) < 4096
@@ -177,8 +181,7 @@ def test_dirty_lines_in_an_output_buffer_overwrite_results() -> None:
     c[:] = -1.0  # written by the CPU and never flushed: dirty lines
     a.sync_to_device()
     b.sync_to_device()
-    program(core, {"a": a, "b": b, "c": c}, {"len": 4096})
-    core.write(0, START)
+    start_vadd(core, a, b, c, 4096)
     finish(core)
     c.sync_from_device()
     stale = np.count_nonzero(c == -1.0)
@@ -219,21 +222,18 @@ def test_writes_to_reserved_offsets_are_violations() -> None:
 
 def test_writes_while_busy_are_violations() -> None:
     board, core, (a, b, c) = vadd_board(latency=50)
-    program(core, {"a": a, "b": b, "c": c}, {"len": 4})
-    core.write(0, START)
+    start_vadd(core, a, b, c)
     with pytest.raises(SimViolation, match="while the core is busy"):
         core.write(0x34, 2)
 
 
 def test_hung_core_stays_busy_until_the_overlay_is_reloaded() -> None:
     board, core, (a, b, c) = vadd_board(hang={"vadd_0"})
-    program(core, {"a": a, "b": b, "c": c}, {"len": 4})
-    core.write(0, START)
+    start_vadd(core, a, b, c)
     assert all(core.read(0) == START for _ in range(10_000))
     board.reload()
     assert core.read(0) & IDLE and core.runs == 0
-    program(core, {"a": a, "b": b, "c": c}, {"len": 4})  # registers were reset too
-    core.write(0, START)
+    start_vadd(core, a, b, c)  # registers were reset too
     finish(core)
     assert board.violations == []
 
@@ -274,16 +274,14 @@ def test_freed_memory_is_poisoned_and_new_buffers_are_zeroed() -> None:
 
 def test_freeing_a_buffer_a_core_uses_is_a_violation() -> None:
     board, core, (a, b, c) = vadd_board(latency=50)
-    program(core, {"a": a, "b": b, "c": c}, {"len": 4})
-    core.write(0, START)
+    start_vadd(core, a, b, c)
     with pytest.raises(SimViolation, match="use after free"):
         c.freebuffer()
 
 
 def test_a_core_writing_into_reallocated_memory_is_caught() -> None:
     board, core, (a, b, c) = vadd_board(latency=50)
-    program(core, {"a": a, "b": b, "c": c}, {"len": 4})
-    core.write(0, START)
+    start_vadd(core, a, b, c)
     with pytest.raises(SimViolation):
         c.freebuffer()
     board.violations.clear()  # go on, to see what the core does next
@@ -295,8 +293,7 @@ def test_a_core_writing_into_reallocated_memory_is_caught() -> None:
 
 def test_cache_maintenance_while_a_core_runs_is_a_violation() -> None:
     board, core, (a, b, c) = vadd_board(latency=50)
-    program(core, {"a": a, "b": b, "c": c}, {"len": 4})
-    core.write(0, START)
+    start_vadd(core, a, b, c)
     with pytest.raises(SimViolation, match="sync_from_device on buffer #3 .* while core"):
         c.sync_from_device()
 
@@ -306,8 +303,7 @@ def test_cache_maintenance_while_a_core_runs_is_a_violation() -> None:
 
 def test_a_length_past_the_buffer_completes_and_is_caught() -> None:
     board, core, (a, b, c) = vadd_board(5)  # 20 bytes, then guard words to the page end
-    program(core, {"a": a, "b": b, "c": c}, {"len": 6})
-    core.write(0, START)
+    start_vadd(core, a, b, c, 6)
     with pytest.raises(SimViolation, match="past the end of buffer #3") as err:
         finish(core)
     assert "guard words" in str(err.value)
@@ -324,16 +320,14 @@ def test_a_length_past_the_buffer_completes_and_is_caught() -> None:
 )
 def test_wild_pointers_complete_and_are_caught(address: int, where: str) -> None:
     board, core, (a, b, c) = vadd_board()
-    program(core, {"a": a, "b": b, "c": address}, {"len": 4})
-    core.write(0, START)
+    start_vadd(core, a, b, address)
     with pytest.raises(SimViolation, match=where):
         finish(core)
 
 
 def test_a_nonzero_high_address_word_is_caught() -> None:
     board, core, (a, b, c) = vadd_board()
-    program(core, {"a": a, "b": b, "c": c.physical_address | (1 << 32)}, {"len": 4})
-    core.write(0, START)
+    start_vadd(core, a, b, c.physical_address | (1 << 32))
     with pytest.raises(SimViolation, match="high address word"):
         finish(core)
 

@@ -170,18 +170,18 @@ class BufferPool:
 
     def release(self, bufs: Sequence[Buffer]) -> None:
         """Return leased buffers for reuse (most recently used last)."""
-        with self._cond:
-            for b in bufs:
-                if self._leased.pop(b.id, None) is not None:
-                    self._idle[b.id] = b
-            self._cond.notify_all()
+        self._end_lease(bufs, self._idle)
 
     def quarantine(self, bufs: Sequence[Buffer]) -> None:
         """Keep leased buffers allocated and out of use until `free_quarantined`."""
+        self._end_lease(bufs, self._quarantined)
+
+    def _end_lease(self, bufs: Sequence[Buffer], into: dict[int, Buffer]) -> None:
+        """Move those of `bufs` still leased into `into` (last), and wake the waiters."""
         with self._cond:
             for b in bufs:
                 if self._leased.pop(b.id, None) is not None:
-                    self._quarantined[b.id] = b
+                    into[b.id] = b
             self._cond.notify_all()
 
     def free_quarantined(self) -> int:
