@@ -275,8 +275,9 @@ def decode_counting(
 ) -> tuple[Any, bool]:
     """Decode a msgpack body within limits, and say whether it holds buffer references.
 
-    At most `max_elements` values in lists (all levels together) and `max_depth` levels
-    of nesting: decoding a hostile body costs bounded time and no recursion.
+    At most `max_elements` values in lists and maps (all levels together, a map entry
+    counting as two) and `max_depth` levels of nesting: decoding a hostile body costs
+    bounded time and no recursion.
     """
     before = _Ref.made
     if len(body) <= SMALL_BODY:  # the small-call fast path
@@ -285,7 +286,7 @@ def decode_counting(
         except Exception as exc:
             raise _undecodable(exc) from None
         return value, _Ref.made != before
-    count = [0, 0]  # values in lists, lists
+    count = [0, 0]  # values in lists and maps, containers
 
     def counted(items: list[Any]) -> list[Any]:
         count[0] += len(items)
@@ -294,12 +295,20 @@ def decode_counting(
             raise _TooLarge(f"the body holds more than {max_elements} values")
         return items
 
+    def counted_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+        count[0] += 2 * len(pairs)
+        count[1] += 1
+        if count[0] > max_elements:
+            raise _TooLarge(f"the body holds more than {max_elements} values")
+        return dict(pairs)
+
     try:
         value = msgpack.unpackb(
             body,
             raw=False,
             ext_hook=_ext_hook,
             list_hook=counted,
+            object_pairs_hook=counted_map,
             strict_map_key=False,
             max_array_len=max_elements,
             max_map_len=max_elements // 4,

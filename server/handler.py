@@ -128,6 +128,8 @@ class AgentConnection(Handler):
         self.opened = time.monotonic()
         self.nonce = b""
         self.reading_paused = False
+        #: Bytes the transport holds unsent, as charged to this connection's memory.
+        self.out_charged = 0
         self._seen = -1
         self._active = self.opened
         self._partial_since: tuple[float, int] | None = None
@@ -412,6 +414,7 @@ class AgentConnection(Handler):
             self._part_done(call)
         else:
             done.add_done_callback(lambda _: self._part_done(call))
+        if done is not None or (link.writer is not None and link.writer.paused):
             self._check_backpressure()
 
     def _reply_error(self, call: Call, exc: VaccelError) -> None:
@@ -440,11 +443,30 @@ class AgentConnection(Handler):
 
     # ------------------------------------------------------------------ backpressure
 
+    def _charge_output(self) -> bool:
+        """Charge what the transport holds unsent (replies a slow reader has not taken)
+        to this connection's memory; False when it does not fit."""
+        writer = self.link.writer if self.link is not None else None
+        if writer is None or self.link is None or self.link.closed:
+            return True
+        held = writer.unsent()
+        delta = held - self.out_charged
+        if delta < 0:
+            self.memory.give(-delta)
+        elif delta > 0 and not self.memory.take(delta):
+            return False
+        self.out_charged = held
+        return True
+
     def _check_backpressure(self) -> None:
+        """Stop reading requests while too much is waiting to go out, or what waits does
+        not fit in the connection's memory: a client that does not read its replies
+        stops being read, and what it made the agent hold stays bounded."""
         link = self.link
-        if link is None or link.writer is None or self.reading_paused:
+        if link is None or link.writer is None:
             return
-        if link.writer.buffered() > OUT_LIMIT:
+        fits = self._charge_output()
+        if not self.reading_paused and (not fits or link.writer.buffered() > OUT_LIMIT):
             self.reading_paused = True
             link.pause_reading()
 
@@ -452,7 +474,7 @@ class AgentConnection(Handler):
         link = self.link
         if not self.reading_paused or link is None or link.writer is None:
             return
-        if link.writer.buffered() <= OUT_LIMIT // 2:
+        if self._charge_output() and link.writer.buffered() <= OUT_LIMIT // 2:
             self.reading_paused = False
             link.resume_reading()
 
@@ -460,6 +482,7 @@ class AgentConnection(Handler):
         if paused:
             self._check_backpressure()
         else:
+            self._charge_output()
             self._maybe_resume()
 
     # ------------------------------------------------------------------ timeouts
@@ -469,6 +492,9 @@ class AgentConnection(Handler):
         proto, config = self.proto, self.state.config
         if proto is None or self.link is None or self.link.closed:
             return
+        if self.out_charged:  # the peer took what was waiting: give the charge back
+            self._charge_output()
+            self._maybe_resume()
         received = proto.reader.received
         if received != self._seen:
             self._seen, self._active = received, now
@@ -557,6 +583,8 @@ class AgentConnection(Handler):
                 self._part_done(call)
         if self.proto is not None:
             self.proto.release_all()
+        self.memory.give(self.out_charged)
+        self.out_charged = 0
         if self._counted_connection:
             self.connection_slot.give(1)
             self._counted_connection = False

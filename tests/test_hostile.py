@@ -208,26 +208,35 @@ def test_results_are_sized_before_any_work(address: str) -> None:
     peer.close()
 
 
+@pytest.mark.parametrize("elements", [MiB // 4, 15_000])  # 1 MiB out of band; 60 KB inline
 def test_replies_to_a_client_that_never_reads_are_bounded(
-    agent: SpawnedAgent, address: str
+    agent: SpawnedAgent, address: str, elements: int
 ) -> None:
-    peer = RawPeer(address)
-    peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    sid0 = session_of(peer)
-    payload = np.ones(MiB // 4, np.int32)  # 1 MiB in, 1 MiB back per call
+    """Clients that send and never read: the agent stops reading them once their replies
+    back up (inline one-frame replies as well as large ones), what waits to go out counts
+    in their memory, and calls that do not fit are refused: four such connections
+    cannot grow the agent."""
+    peers = []
+    payload = np.ones(elements, np.int32)
     before = agent.peak_rss()
-    peer.sock.settimeout(0.2)
     sent = 0
-    end = time.monotonic() + 4
-    while time.monotonic() < end and sent < 400:
-        _, frames = peer.conn.request("op", [sid0, COPY, [payload]])
-        try:
-            peer.send_frames(frames)
-        except (TimeoutError, BlockingIOError):
-            break  # the agent stopped reading us: backpressure
-        sent += 1
+    for _ in range(4):
+        peer = RawPeer(address)
+        peers.append(peer)
+        peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sid0 = session_of(peer)
+        peer.sock.settimeout(0.2)
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            _, frames = peer.conn.request("op", [sid0, COPY, [payload]])
+            try:
+                peer.send_frames(frames)
+            except (TimeoutError, BlockingIOError):
+                break  # the agent stopped reading us: backpressure
+            sent += 1
     assert agent.peak_rss() - before < 200 * MiB, f"{sent} requests sent"
-    peer.close()
+    for peer in peers:
+        peer.close()
 
 
 def test_resources_are_counted(address: str) -> None:
@@ -372,10 +381,16 @@ def test_hello_is_bounded(address: str) -> None:
     )
 
 
-def test_a_million_values_are_refused_fast(address: str) -> None:
+@pytest.mark.parametrize("shape", ["list", "maps"])
+def test_a_million_values_are_refused_fast(address: str, shape: str) -> None:
+    """A body of many values, in one list or in many maps of thousands of entries each,
+    is refused before decoding it could hold the loop."""
     peer = RawPeer(address)
     sid0 = session_of(peer)
-    body = msgpack.packb(["op", [sid0, VADD, [[None] * 900_000]], None, {}, []])
+    values: Any = [None] * 900_000
+    if shape == "maps":
+        values = [{i: None for i in range(4000)} for _ in range(62)]
+    body = msgpack.packb(["op", [sid0, VADD, [values]], None, {}, []])
     sid = peer.conn.next_stream_id
     peer.conn.next_stream_id += 2
     peer.conn.open_streams.add(sid)
@@ -383,6 +398,7 @@ def test_a_million_values_are_refused_fast(address: str) -> None:
     peer.send(raw_header(len(body), sid, FrameType.REQUEST) + body)
     resp = answer(peer, sid)
     assert resp.status == Status.RESOURCE_EXHAUSTED and time.monotonic() - start < 0.5
+    assert "16384" in resp.message and "too large to decode" in resp.message
     peer.close()
 
 

@@ -81,6 +81,16 @@ class FrameWriter:
         """True while the transport asks writers to wait (its buffer is above HIGH_WATER)."""
         return self._paused
 
+    def unsent(self) -> int:
+        """Bytes the transport holds that the peer has not taken yet (copies: the
+        messages' own buffers may already be reused)."""
+        if self.transport is None:
+            return 0
+        try:
+            return int(self.transport.get_write_buffer_size())
+        except (AttributeError, NotImplementedError):
+            return 0
+
     def buffered(self) -> int:
         """Bytes waiting in the transport's buffer and in this writer's queue."""
         size = self.queued
