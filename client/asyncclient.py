@@ -64,6 +64,17 @@ class _ClientHandler(Handler):
         self._seen = -1
         self._probe_sent: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        #: While the agent does not take what we write: done when it does again.
+        self.resumed: asyncio.Future[None] | None = None
+
+    def writing_paused(self, paused: bool) -> None:
+        if paused:
+            if self.resumed is None:
+                self.resumed = self.loop.create_future()
+        elif self.resumed is not None:
+            if not self.resumed.done():
+                self.resumed.set_result(None)
+            self.resumed = None
 
     def connection_made(self, link: Link) -> Connection:
         self.link = link
@@ -136,6 +147,7 @@ class _ClientHandler(Handler):
                     fut.exception()  # retrieved: connect() may already have given up
         self.pending.clear()
         self.pings.clear()
+        self.writing_paused(False)  # callers waiting to write learn of the error
 
     def _tick(self) -> None:
         """Keepalive: PING after a silence; give up if the silence outlasts the PING."""
@@ -246,6 +258,8 @@ class AsyncClient:
         `into`: an array to receive the answer's single buffer straight into.
         """
         h = self._h
+        if h.resumed is not None:
+            await self._writable(method, timeout)
         if h.error is not None:
             raise h.error
         assert h.proto is not None
@@ -268,6 +282,21 @@ class AsyncClient:
             self._abandon(sid)
             raise
         return call_result(resp)
+
+    async def _writable(self, method: str, timeout: float | None) -> None:
+        """Backpressure: while the agent takes nothing more, new calls wait (within
+        their deadline) instead of piling up in this process."""
+        resumed = self._h.resumed
+        if resumed is None:
+            return
+        try:
+            async with compat.timeout(timeout):
+                await asyncio.shield(resumed)
+        except TimeoutError:
+            raise DeadlineExceededError(
+                message=f"{method} could not be sent within {timeout:g} s: the agent at "
+                f"{self.address} takes nothing more"
+            ) from None
 
     def _abandon(self, sid: int) -> None:
         h = self._h

@@ -16,7 +16,12 @@ from inprocess import memory_client, running_agent
 
 from vaccel.client.asyncclient import AsyncClient
 from vaccel.enums import OpType
-from vaccel.errors import BadArgumentError, ConnectionLostError, NotFoundError
+from vaccel.errors import (
+    BadArgumentError,
+    ConnectionLostError,
+    DeadlineExceededError,
+    NotFoundError,
+)
 from vaccel.protocol.codec import INLINE_MAX
 
 VADD = int(OpType.FPGA_VECTORADD)
@@ -106,3 +111,27 @@ async def test_errors_and_goodbye_travel_the_pipe(tmp_path: Path) -> None:
             await asyncio.sleep(0.01)
         assert agent.state.sessions.used == 0 and not agent.connections
         assert agent.state.memory.used == 0
+
+
+@pytest.mark.asyncio
+async def test_calls_wait_while_the_agent_takes_nothing(tmp_path: Path) -> None:
+    """The agent stops reading: the client's writer pauses, and new calls wait for it
+    instead of piling their bytes up in the client (a deadline still ends the wait);
+    once the agent reads again, every call completes with the right answer."""
+    async with running_agent(tmp_path) as (agent, _):
+        client = await memory_client(agent, chunk=64 * 1024)
+        sid = await client.call("session.create", [0])
+        (conn,) = agent.connections
+        assert conn.link is not None
+        conn.link.pause_reading()
+        calls = [asyncio.ensure_future(_vadd(client, sid, 15_000, i)) for i in range(300)]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        sent = client._link.transport.get_write_buffer_size()
+        assert 2 << 20 <= sent < 4 << 20  # the high-water mark, and a little over: not 36 MB
+        assert client._h.resumed is not None
+        with pytest.raises(DeadlineExceededError, match="could not be sent within"):
+            await client.call("session.create", [0], timeout=0.05)
+        conn.link.resume_reading()
+        await asyncio.wait_for(asyncio.gather(*calls), 30)
+        await client.close()

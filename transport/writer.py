@@ -27,6 +27,9 @@ from vaccel.protocol.frames import Buffer, abort_frame
 SMALL_MESSAGE = 64 * 1024
 #: Bytes the pump writes in one loop iteration before letting other callbacks run.
 PUMP_BURST = 4 * 1024 * 1024
+#: A batch of small messages is written once it holds this much, so that a paused
+#: transport is noticed within a loop iteration of many sends.
+BATCH_MAX = 256 * 1024
 #: The transport's write buffer limits: the pump stops above HIGH and resumes under LOW.
 HIGH_WATER = 2 * 1024 * 1024
 LOW_WATER = 512 * 1024
@@ -61,6 +64,7 @@ class FrameWriter:
         #: Bytes handed to the transport so far (metrics).
         self.written = 0
         self._batch: list[bytes] | None = None
+        self._batch_bytes = 0
         self._paused = False
         self._pump_armed = False
         self._streams: OrderedDict[int, _Outgoing] = OrderedDict()
@@ -112,6 +116,10 @@ class FrameWriter:
             return
         if self._batch is not None:
             self._batch.append(data)
+            self._batch_bytes += len(data)
+            if self._batch_bytes >= BATCH_MAX:  # the transport says at once if it is full
+                self._flush()
+                self._batch = []
             return
         self.transport.write(data)
         self.written += len(data)
@@ -121,6 +129,7 @@ class FrameWriter:
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, None
+        self._batch_bytes = 0
         if batch and not self.closing:
             data = batch[0] if len(batch) == 1 else b"".join(batch)
             self.transport.write(data)
