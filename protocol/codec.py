@@ -280,7 +280,8 @@ def decode_counting(
     bounded time and no recursion.
     """
     before = _Ref.made
-    if len(body) <= SMALL_BODY:  # the small-call fast path
+    if len(body) <= SMALL_BODY and max_elements >= SMALL_BODY and max_depth >= MAX_NDIM:
+        # the small-call fast path: no more values than bytes; depth checked by the walks
         try:
             value = msgpack.unpackb(body, raw=False, ext_hook=_ext_hook, strict_map_key=False)
         except Exception as exc:

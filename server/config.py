@@ -148,6 +148,21 @@ SETTINGS: list[Setting] = [
     ),
     Setting("max-message", size, "1G", "bytes of buffers one message may carry"),
     Setting("max-frame", size, "4M", "largest frame payload accepted"),
+    Setting("max-header", size, "1M", "largest message body (REQUEST header) accepted"),
+    Setting("max-buffers", positive_int, 4096, "out-of-band buffers one message may carry"),
+    Setting(
+        "max-elements",
+        positive_int,
+        16384,
+        "values (list and map entries) one message body may hold: bounds decoding time",
+    ),
+    Setting("max-depth", positive_int, 32, "nesting of lists and maps in a message body"),
+    Setting(
+        "max-queued-replies",
+        size,
+        "8M",
+        "bytes of replies waiting for a slow reader before its connection is no longer read",
+    ),
     Setting("handshake-timeout", seconds, 10.0, "seconds a new connection has to send HELLO"),
     Setting(
         "idle-timeout",
@@ -210,6 +225,11 @@ class AgentConfig:
     resource_cache: int | None = None
     max_message: int = 1 << 30
     max_frame: int = 4 << 20
+    max_header: int = 1 << 20
+    max_buffers: int = 4096
+    max_elements: int = 16384
+    max_depth: int = 32
+    max_queued_replies: int = 8 << 20
     handshake_timeout: float = 10.0
     idle_timeout: float = 300.0
     progress_timeout: float = 30.0

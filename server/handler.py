@@ -39,9 +39,6 @@ from .dispatch import PUBLIC, handler_of, parse_op
 from .sessions import OwnedObjects
 from .state import AgentState, PeerState
 
-#: Above this many bytes waiting to be written to a client, stop reading its requests.
-OUT_LIMIT = 8 * 1024 * 1024
-
 
 class Call:
     """One request from arrival until its answer is written and its work has ended."""
@@ -466,7 +463,8 @@ class AgentConnection(Handler):
         if link is None or link.writer is None:
             return
         fits = self._charge_output()
-        if not self.reading_paused and (not fits or link.writer.buffered() > OUT_LIMIT):
+        too_much = link.writer.buffered() > self.state.config.max_queued_replies
+        if not self.reading_paused and (not fits or too_much):
             self.reading_paused = True
             link.pause_reading()
 
@@ -474,7 +472,8 @@ class AgentConnection(Handler):
         link = self.link
         if not self.reading_paused or link is None or link.writer is None:
             return
-        if self._charge_output() and link.writer.buffered() <= OUT_LIMIT // 2:
+        low = self.state.config.max_queued_replies // 2
+        if self._charge_output() and link.writer.buffered() <= low:
             self.reading_paused = False
             link.resume_reading()
 

@@ -97,6 +97,10 @@ class AgentState:
         self.name = AGENT_NAME
         self.limits = Limits(
             max_frame=config.max_frame,
+            max_header=config.max_header,
+            max_buffers=config.max_buffers,
+            max_elements=config.max_elements,
+            max_depth=config.max_depth,
             max_message=min(config.max_message, config.max_connection_memory),
             max_streams=config.max_streams,
             max_pending=config.max_connection_memory,

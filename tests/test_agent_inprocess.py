@@ -135,3 +135,28 @@ async def test_a_new_session_on_a_connection_dying_underneath_retries_once(
                 assert len(agent.connections) == 1 and next(iter(agent.connections)) is not conn
         finally:
             runtime.close()
+
+
+@pytest.mark.asyncio
+async def test_protocol_limits_are_settings(tmp_path: Path) -> None:
+    """--max-elements, --max-depth, --max-buffers and --max-header take effect, each
+    refusal naming its limit; the connection stays usable after the per-call ones."""
+    from vaccel.errors import BadArgumentError
+
+    settings = {"max_elements": 100, "max_depth": 4, "max_buffers": 2, "max_header": 64 << 10}
+    async with running_agent(tmp_path, **settings) as (_, address):
+        client = await AsyncClient.connect(address)
+        sid = await client.call("session.create", [0])
+        vadd = int(OpType.FPGA_VECTORADD)
+        too_many = r"too large to decode: 200 exceeds .*\(100\)"
+        with pytest.raises(ResourceExhaustedError, match=too_many):
+            await client.call("op", [sid, vadd, [[1.0] * 200, [1.0] * 200]])
+        with pytest.raises(BadArgumentError, match="deeper than 4 levels"):
+            await client.call("op", [sid, vadd, [[[[[[1.0]]]]], [1.0]]])
+        three = [np.ones(20_000, np.float32)] * 3  # out of band: three buffers
+        with pytest.raises(ResourceExhaustedError, match="3 buffers; the limit is 2"):
+            await client.call("op", [sid, int(OpType.EXEC), ["m", "f", three, []]])
+        assert await client.call("op", [sid, vadd, [[1.0], [2.0]]]) is not None
+        with pytest.raises(ResourceExhaustedError, match="exceeds the peer's 65536-byte limit"):
+            await client.call("op", [sid, vadd, [["x" * 70_000], [1.0]]])  # announced in HELLO
+        await client.close()
