@@ -5,6 +5,11 @@ The driver is written against what `pynq` provides (an IP's `read(offset)` and
 `sync_from_device()`), so it runs unchanged on a board and on the register-level model.
 Buffers come leased from the pool (`memory.BufferPool`); the functions here only fill,
 flush, run and invalidate them.
+
+Cancellation (`vaccel.cancel`): the chunk and tile loops check between runs, and the
+wait for ap_done checks while it polls. An ap_ctrl_hs core cannot be stopped, so a call
+given up on mid-run leaves its core running: the core is marked `abandoned` and the
+fabric keeps the call's buffers until `settle()` sees that run done.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from vaccel import log
-from vaccel.errors import DeadlineExceededError, PluginFailure
+from vaccel.cancel import checkpoint
+from vaccel.errors import DeadlineExceededError, PluginFailure, VaccelError
 
 from .memory import Buffer
 from .registers import AP_DONE, AP_IDLE, AP_START, CTRL, CoreSpec
@@ -41,6 +47,9 @@ class HlsCore:
         self.runs = 0
         #: A run was started and not yet seen done: the core may be writing to memory.
         self.in_flight = False
+        #: The run in flight was given up on by its caller (cancelled or past its deadline).
+        self.abandoned = False
+        self.started = 0.0
 
     def run(self, pointers: Mapping[str, Buffer], scalars: Mapping[str, int]) -> None:
         """One run: inputs must already be flushed; outputs are to be invalidated after."""
@@ -57,13 +66,23 @@ class HlsCore:
         for arg, value in scalars.items():
             self.ip.write(self.spec.scalars[arg], int(value) & 0xFFFF_FFFF)
         self.in_flight = True
+        self.started = time.monotonic()
         self.ip.write(CTRL, AP_START)
         self._wait_done()
         self.in_flight = False
         self.runs += 1
 
-    def _wait_done(self) -> None:
-        deadline = time.monotonic() + self.timeout
+    def settle(self) -> None:
+        """Wait until the abandoned run is done (within the timeout, counted from its start).
+
+        The caller's own cancellation still reaches this wait; the run stays abandoned then.
+        """
+        self._wait_done(abandoned=True)
+        self.abandoned = self.in_flight = False
+        self.runs += 1
+
+    def _wait_done(self, abandoned: bool = False) -> None:
+        deadline = self.started + self.timeout
         spins = 0
         while True:
             ctrl = self.ip.read(CTRL)
@@ -72,11 +91,17 @@ class HlsCore:
             spins += 1
             if spins > 200:
                 if time.monotonic() > deadline:
+                    given_up = " (a run its caller gave up on)" if abandoned else ""
                     raise CoreTimeout(
                         message=f"pynq: core {self.name} did not raise ap_done within "
-                        f"{self.timeout:g} s (ctrl=0x{ctrl:x}; check that the bitstream is "
-                        "loaded and the core clocked)"
+                        f"{self.timeout:g} s{given_up} (ctrl=0x{ctrl:x}; check that the "
+                        "bitstream is loaded and the core clocked)"
                     )
+                try:
+                    checkpoint()
+                except VaccelError:
+                    self.abandoned = True  # the core runs on: its buffers are not free yet
+                    raise
                 time.sleep(20e-6)
 
 
@@ -94,6 +119,7 @@ def stream_op(
     results = {name: np.empty(total, dtype) for name in outputs}
     flat = {name: np.ascontiguousarray(a, dtype).reshape(-1) for name, a in inputs.items()}
     for start in range(0, total, chunk):
+        checkpoint()  # between runs: the core is idle, the buffers are ours
         count = min(chunk, total - start)
         for name, array in flat.items():
             view = bufs[name].view(dtype, count)
@@ -128,6 +154,7 @@ def mmult(
     for i in range(tiles):
         for j in range(tiles):
             for k in range(tiles):
+                checkpoint()
                 _load_tile(ta, A, i, k, t)
                 _load_tile(tb, B, k, j, t)
                 core.run(bufs, {"n": t, "accumulate": int(k > 0)})

@@ -7,6 +7,11 @@
   VACCEL_PYNQ_RELOAD_ON_FAULT the overlay is programmed again once no call runs, which
   resets every core; then the quarantine is freed and the core serves again. Without
   it, calls to the core fail with a clear "unusable" error.
+* A call cancelled or past its deadline stops between runs, or while waiting for its
+  core (`vaccel.cancel`). A core cannot be stopped mid-run, so a run its caller gave up on
+  keeps its buffers (as `Slot.pending`) until the next call on that core has waited for
+  it to finish (`HlsCore.settle`, bounded by the core's timeout; past it, the core is
+  faulted as above).
 * Inputs are checked for what the fabric cannot do (empty arrays) before anything is
   allocated.
 """
@@ -15,14 +20,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 
 from vaccel import log
 from vaccel.errors import (
     BadArgumentError,
+    CancelledError,
     DeadlineExceededError,
     PluginError,
     PluginFailure,
@@ -57,6 +63,8 @@ class Slot:
     lock: threading.Lock
     fault: str | None = None
     fault_generation: int = 0  # the reload generation the fault belongs to (-1: none helps)
+    #: The buffers of a run its caller gave up on, still leased: the core may write them.
+    pending: list[Buffer] = field(default_factory=list)
 
 
 class Fabric:
@@ -210,7 +218,10 @@ class Fabric:
             try:
                 with self.gate.shared(), slot.lock:
                     if slot.fault is None:
-                        return self._run(slot, what, sizes, body)
+                        try:
+                            return self._run(slot, what, sizes, body)
+                        except _Faulted:
+                            pass  # a run given up on never finished: the slot is faulted now
                     if not self.settings.reload_on_fault or slot.fault_generation < 0:
                         raise PluginFailure(
                             message=f"pynq: core {slot.ip} is unusable: {slot.fault}. Its "
@@ -233,38 +244,65 @@ class Fabric:
         body: Callable[[HlsCore, dict[str, Buffer]], T],
     ) -> T:
         """Lease, run, release; on a failure mid-run, fault the core and quarantine."""
-        bufs = self.pool.lease(list(sizes.values()), what)
         core = slot.core
+        if core.abandoned:
+            self._settle(slot)
+        bufs = self.pool.lease(list(sizes.values()), what)
         try:
             result = body(core, dict(zip(sizes, bufs, strict=True)))
         except BaseException as exc:
+            if core.abandoned:  # given up on mid-run: the core runs on, into these buffers
+                slot.pending = bufs
+                raise
             if not (core.in_flight or isinstance(exc, CoreNotIdle)):
                 self.pool.release(bufs)
                 raise
-            # The core may still be running and writing: its buffers are not ours again.
-            core.in_flight = False
-            self.pool.quarantine(bufs)
-            slot.fault = f"{type(exc).__name__}: {exc}"
-            slot.fault_generation = self.generation
-            log.error(
-                f"[pynq] {slot.ip} faulted ({slot.fault}); "
-                f"{fmt_bytes(sum(b.size for b in bufs))} of buffers quarantined"
-            )
-            if not isinstance(exc, CoreTimeout):
-                raise
-            if self.settings.reload_on_fault:
-                raise _Reload(
-                    f"{exc.message}. The overlay was reloaded (VACCEL_PYNQ_RELOAD_ON_FAULT) "
-                    f"and {slot.ip} serves again; this call's result is lost",
-                    slot.fault_generation,
-                ) from None
-            raise DeadlineExceededError(
-                message=f"{exc.message}. The core is now marked faulted and unusable, its "
-                "buffers quarantined; set VACCEL_PYNQ_RELOAD_ON_FAULT=1 to reload the "
-                "overlay on a fault"
-            ) from None
+            self._fault(slot, bufs, exc)
         self.pool.release(bufs)
         return result
+
+    def _settle(self, slot: Slot) -> None:
+        """Wait for the run an earlier call gave up on; then its buffers are free again."""
+        try:
+            slot.core.settle()
+        except BaseException as exc:
+            if isinstance(exc, (CancelledError, DeadlineExceededError)) and not isinstance(
+                exc, CoreTimeout
+            ):
+                raise  # this call was given up on too, while it waited: the run stays pending
+            bufs, slot.pending = slot.pending, []
+            self._mark_faulted(slot, bufs, exc)
+            raise _Faulted from None
+        self.pool.release(slot.pending)
+        slot.pending = []
+
+    def _fault(self, slot: Slot, bufs: list[Buffer], exc: BaseException) -> NoReturn:
+        """A core failed mid-run: fault it, quarantine `bufs`, and raise what the caller sees."""
+        self._mark_faulted(slot, bufs, exc)
+        if not isinstance(exc, CoreTimeout):
+            raise exc
+        if self.settings.reload_on_fault:
+            raise _Reload(
+                f"{exc.message}. The overlay was reloaded (VACCEL_PYNQ_RELOAD_ON_FAULT) "
+                f"and {slot.ip} serves again; this call's result is lost",
+                slot.fault_generation,
+            ) from None
+        raise DeadlineExceededError(
+            message=f"{exc.message}. The core is now marked faulted and unusable, its "
+            "buffers quarantined; set VACCEL_PYNQ_RELOAD_ON_FAULT=1 to reload the "
+            "overlay on a fault"
+        ) from None
+
+    def _mark_faulted(self, slot: Slot, bufs: list[Buffer], exc: BaseException) -> None:
+        # The core may still be running and writing: its buffers are not ours again.
+        slot.core.in_flight = slot.core.abandoned = False
+        self.pool.quarantine(bufs)
+        slot.fault = f"{type(exc).__name__}: {exc}"
+        slot.fault_generation = self.generation
+        log.error(
+            f"[pynq] {slot.ip} faulted ({slot.fault}); "
+            f"{fmt_bytes(sum(b.size for b in bufs))} of buffers quarantined"
+        )
 
     def _reload(self, generation: int) -> None:
         """Program the overlay again once no call runs (unless another reload did already)."""
@@ -283,10 +321,16 @@ class Fabric:
                 raise PluginFailure(message=f"pynq: {why}; every core is now unusable") from None
             for slot in self.slots.values():
                 slot.core.ip = getattr(self.board.overlay, slot.ip)
-                slot.core.in_flight = False
+                slot.core.in_flight = slot.core.abandoned = False
                 slot.fault = None
+                self.pool.release(slot.pending)  # the reload stopped the run they served
+                slot.pending = []
             freed = self.pool.free_quarantined()
             log.warning(f"[pynq] overlay reloaded after a fault; {fmt_bytes(freed)} unquarantined")
+
+
+class _Faulted(Exception):
+    """A run given up on by an earlier call never finished: its core is faulted now."""
 
 
 class _Reload(Exception):
