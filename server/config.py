@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vaccel.buffers import DEFAULT_LIMIT as DEFAULT_POOL
 from vaccel.compat import tomllib
 
 _UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -133,6 +134,13 @@ SETTINGS: list[Setting] = [
     Setting("max-streams", positive_int, 1024, "calls in flight on one connection"),
     Setting("max-resources", positive_int, 65536, "resources kept for all clients together"),
     Setting(
+        "buffer-pool",
+        size_or_off,
+        None,
+        "bytes of warm buffers kept for large arrays, set aside from --max-memory "
+        "(0 turns it off; default: 256M or an eighth of --max-memory, the smaller)",
+    ),
+    Setting(
         "resource-cache",
         size_or_off,
         None,
@@ -223,6 +231,7 @@ class AgentConfig:
     max_resources: int = 65536
     max_peer_resources: int = 0
     resource_cache: int | None = None
+    buffer_pool: int | None = None
     max_message: int = 1 << 30
     max_frame: int = 4 << 20
     max_header: int = 1 << 20
@@ -260,7 +269,13 @@ class AgentConfig:
             self.max_connection_memory = self.max_peer_memory
         if self.resource_cache is None:
             self.resource_cache = self.max_memory // 8
+        if self.buffer_pool is None:
+            self.buffer_pool = min(DEFAULT_POOL, self.max_memory // 8)
         return self
+
+    def pool_share(self) -> int:
+        """The bytes of --max-memory set aside for the warm buffer pool."""
+        return min(self.buffer_pool or 0, self.max_memory // 2)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], origin: str) -> AgentConfig:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 
 from vaccel import __version__, log
+from vaccel.buffers import POOL
 from vaccel.compat import run
 from vaccel.config import Config
 from vaccel.errors import VaccelError
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+    if worker is None:  # a worker sizes its pool from its own share (WorkerAgent)
+        POOL.limit = config.pool_share()
     agent = Agent(runtime, config) if worker is None else WorkerAgent(runtime, config, worker)
     code = 0
     try:

@@ -15,6 +15,7 @@ Metrics (labels in braces):
 - `vaccel_received_bytes_total`, `vaccel_sent_bytes_total`;
 - `vaccel_connections`, `vaccel_sessions`, `vaccel_resources`, `vaccel_calls_in_flight`,
   `vaccel_peers`, `vaccel_pool_queue`;
+- `vaccel_buffer_pool_bytes`, `vaccel_buffer_pool_limit_bytes` (the warm buffers);
 - `vaccel_resource_cache_entries`, `vaccel_resource_cache_bytes`,
   `vaccel_resource_cache_hits_total` (resources made without an upload);
 - `vaccel_budget_used{limit}` against `vaccel_budget_limit{limit}` (agent-wide: memory
@@ -156,8 +157,10 @@ def families(stats: dict[str, Any]) -> Iterator[Any]:
         ("vaccel_peers", "Peers with connections or memory held", stats["peers"]),
         ("vaccel_pool_queue", "Calls waiting for a pool thread", stats["pool_queue"]),
     ]
-    cache = stats["resource_cache"]
+    cache, pool = stats["resource_cache"], stats.get("buffer_pool", {})
     gauges += [
+        ("vaccel_buffer_pool_bytes", "Warm buffer pool: bytes allocated", pool.get("held", 0)),
+        ("vaccel_buffer_pool_limit_bytes", "Warm buffer pool: its limit", pool.get("limit", 0)),
         ("vaccel_resource_cache_entries", "Resource contents kept for reuse", cache["entries"]),
         ("vaccel_resource_cache_bytes", "Bytes of resource contents kept", cache["bytes"]),
     ]

@@ -105,7 +105,10 @@ class AgentState:
             max_streams=config.max_streams,
             max_pending=config.max_connection_memory,
         )
-        self.memory = Budget(config.max_memory, "agent memory (--max-memory)")
+        # The warm buffer pool is set aside from --max-memory: what calls hold plus the
+        # pool's idle buffers stays within it.
+        # (`vaccel-agent` sizes the process's pool so: see `main`).
+        self.memory = Budget(config.max_memory - config.pool_share(), "agent memory (--max-memory)")
         self.connections_budget = Budget(
             config.max_connections, "agent connections (--max-connections)"
         )

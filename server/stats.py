@@ -16,13 +16,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from vaccel import __version__
+from vaccel.buffers import POOL
 
 from .state import LATENCY_BUCKETS, AgentState
 
 #: Agent-wide budgets, by the name they have in metrics and stats.
 AGENT_BUDGETS = ("memory", "connections", "sessions", "calls", "resources")
 #: Stats keys whose values are {label: number} or {label: [numbers]} added up by `merge`.
-_ADDED = ("refusals", "auth_failures", "resource_cache")
+_ADDED = ("refusals", "auth_failures", "resource_cache", "buffer_pool")
 
 
 def _budget(budget: Any) -> list[int]:
@@ -116,6 +117,7 @@ def snapshot(state: AgentState) -> dict[str, Any]:
         "refusals": {k: int(v) for k, v in dict(state.refusals).items()},
         "auth_failures": {k: int(v) for k, v in dict(state.auth_failures).items()},
         "resource_cache": state.resource_cache.stats(),
+        "buffer_pool": {"held": POOL.held, "limit": POOL.limit},
         "tenants": _tenants(state, connections),
     }
 
@@ -204,6 +206,7 @@ def counters_only(stats: dict[str, Any]) -> dict[str, Any]:
         out[key] = 0
     out["budgets"] = {name: [0, 0] for name in out["budgets"]}
     out["resource_cache"].update(entries=0, bytes=0)
+    out["buffer_pool"] = {"held": 0, "limit": 0}
     out["peer_budgets"] = {name: [0, 0, 0] for name in out["peer_budgets"]}
     return out
 

@@ -43,6 +43,7 @@ import threading
 from typing import Any
 
 from vaccel import log
+from vaccel.buffers import POOL
 from vaccel.protocol.address import Address
 from vaccel.runtime import Runtime
 from vaccel.transport.fdtransport import SocketServer
@@ -66,6 +67,8 @@ SHARED = (
     "max_peer_sessions",
     "max_peer_calls",
     "max_peer_resources",
+    "resource_cache",
+    "buffer_pool",
 )
 #: Seconds the parent waits for a worker's snapshot before using its last one.
 STATS_TIMEOUT = 2.0
@@ -116,6 +119,7 @@ class WorkerAgent(Agent):
 
     def __init__(self, runtime: Runtime, config: AgentConfig, spec: WorkerSpec) -> None:
         super().__init__(runtime, worker_config(config, spec.index, spec.count))
+        POOL.limit = self.config.pool_share()
         self.spec = spec
         self.control = socket.socket(fileno=spec.control)
 

@@ -235,6 +235,7 @@ async def test_metrics_count_known_calls() -> None:
         assert value(m, "vaccel_tenant_calls_total", tenant="anonymous", status="NOT_FOUND") == 1
         assert value(m, "vaccel_resource_cache_entries") == 0
         assert value(m, "vaccel_resource_cache_hits_total") == 0
+        assert value(m, "vaccel_buffer_pool_limit_bytes") >= 0
 
         # The connection closed: gauges fall, counters keep what it did.
         for _ in range(100):
@@ -558,3 +559,20 @@ def test_access_log_lines(tmp_path: Path) -> None:
         if at < len(wanted) and re.fullmatch(wanted[at], line):
             at += 1
     assert at == len(wanted), f"missing {wanted[at:]!r} in:\n" + "\n".join(lines)
+
+
+def test_the_buffer_pool_is_set_aside_from_max_memory() -> None:
+    """--max-memory bounds calls and the warm pool together: the pool's share (an eighth,
+    at most 256M, or --buffer-pool) is taken off the budget calls draw from."""
+    from vaccel.server.state import AgentState
+
+    config = AgentConfig(max_memory=256 << 20).resolve()
+    assert config.pool_share() == 32 << 20
+    state = AgentState(Runtime(Config("noop", 0)), config)
+    assert state.memory.limit == 224 << 20
+    big = AgentConfig(max_memory=64 << 30).resolve()
+    assert big.pool_share() == 256 << 20
+    off = AgentConfig(max_memory=256 << 20, buffer_pool=0).resolve()
+    assert off.pool_share() == 0 and AgentState(Runtime(Config("noop", 0)), off).memory.limit == (
+        256 << 20
+    )

@@ -93,7 +93,7 @@ class BufferPool:
 
 
 def _default_limit() -> int:
-    raw = os.environ.get("VACCEL_BUFFER_POOL", "")
+    raw = os.environ.get("VACCEL_BUFFER_POOL", "").strip()
     return int(raw) if raw.isdigit() else DEFAULT_LIMIT
 
 
