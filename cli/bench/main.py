@@ -83,9 +83,14 @@ def _progress(enabled: bool, total: int) -> tuple[AbstractContextManager[Any], A
 
 
 async def _phases(
-    ctx: measure.Context, names: list[str], bar: Any, timings: dict[str, float]
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    ctx: measure.Context,
+    names: list[str],
+    bar: Any,
+    timings: dict[str, float],
+    out: dict[str, Any],
+) -> None:
+    """Run each phase, recording its results (or its failure) in `out` as it ends, so
+    what finished is kept even if the agent dies later."""
     task = bar.add_task("starting", total=len(names)) if bar is not None else None
     for name in names:
         if bar is not None:
@@ -109,7 +114,6 @@ async def _phases(
             )
         if bar is not None:
             bar.advance(task)
-    return out
 
 
 def measure_all(quick: bool, names: list[str], bar: Any) -> dict[str, Any]:
@@ -138,7 +142,7 @@ def measure_all(quick: bool, names: list[str], bar: Any) -> dict[str, Any]:
             for name, address in (("tcp", tcp), ("unix", unix))
         }
         try:
-            results["phases"] = run(_phases(ctx, names, bar, timings), loop_factory())
+            run(_phases(ctx, names, bar, timings, results["phases"]), loop_factory())
         finally:
             for runtime in ctx.runtimes.values():
                 runtime.close()
@@ -188,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     with bar_context:
         results = measure_all(ns.quick, names, bar)
     print(json.dumps(results, indent=2) if ns.json else render(results), flush=True)
+    for name, phase in results["phases"].items():  # a failed phase: why, and the agent's log
+        if "error" in phase and not ns.json:
+            print(f"vaccel bench: {name} failed:\n{phase.get('traceback', '')}", file=sys.stderr)
+            print(f"the agent's log:\n{phase.get('agent_log', '')}", file=sys.stderr)
     if "error" in results:
         print(f"vaccel bench: {results['error']}", file=sys.stderr)
         if results.get("agent_log"):

@@ -308,8 +308,10 @@ async def bandwidth(ctx: Context) -> dict[str, Any]:
 
 
 async def first_call(ctx: Context) -> dict[str, Any]:
-    """The first 16 Mi-element fpga_vadd after 3 s idle vs the raw socket after 3 s idle:
-    warm buffers or fresh pages (this VM hands freed memory back within about 2 s)."""
+    """The first 16 Mi-element fpga_vadd after 3 s idle vs a warm raw socket moving the
+    same bytes (its buffers reused, as the issue's 3.7-4.1 GB/s baseline): warm buffers
+    or fresh pages (this VM hands freed memory back within about 2 s). The raw socket
+    after the same idle is shown too."""
     n = 1 << 24
     a = np.random.default_rng(3).random(n, dtype=F32)
     b = np.random.default_rng(4).random(n, dtype=F32)
@@ -327,11 +329,13 @@ async def first_call(ctx: Context) -> dict[str, Any]:
             await asyncio.sleep(3.0)
             raws.append(bulk(ctx.peers["bulk:tcp"], 2 * a.nbytes, a.nbytes, 1))
         steady = statistics.median(await timed(functools.partial(s.fpga_vadd, a, b), 5))
+    warm = bulk(ctx.peers["bulk:tcp"], 2 * a.nbytes, a.nbytes, 5)  # median: buffers reused
     first, raw = statistics.median(firsts), statistics.median(raws)
     out["first_MBps"] = moved / first / 1e6
+    out["raw_MBps"] = moved / warm / 1e6
     out["raw_after_idle_MBps"] = moved / raw / 1e6
     out["steady_MBps"] = moved / steady / 1e6
-    out["ratio"] = raw / first
+    out["ratio"] = warm / first
     return out
 
 

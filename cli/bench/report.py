@@ -62,8 +62,9 @@ def _bandwidth(r: dict[str, Any]) -> list[Floor]:
 def _first_call(r: dict[str, Any]) -> list[Floor]:
     return [
         (
-            "first 16 Mi vadd after 3 s idle >= 60% of raw socket bandwidth",
-            f"{r['ratio']:.0%} ({r['first_MBps']:,.0f} vs {r['raw_after_idle_MBps']:,.0f} MB/s)",
+            "first 16 Mi vadd after 3 s idle >= 60% of a warm raw socket's bandwidth",
+            f"{r['ratio']:.0%} ({r['first_MBps']:,.0f} vs {r['raw_MBps']:,.0f} MB/s; "
+            f"raw after idle {r['raw_after_idle_MBps']:,.0f})",
             r["ratio"] >= 0.6,
         )
     ]
