@@ -70,10 +70,11 @@ def require() -> None:
 
 
 def _type_name(value: int) -> str:
-    try:
-        return str(PluginType(value).name)
-    except ValueError:
-        return str(value)
+    """CPU|SOFTWARE for a combination (spelled out: Python 3.10's IntFlag names only
+    single members), the number when no member matches."""
+    names = [m.name for m in PluginType if m.name and m not in (PluginType.ALL, PluginType.MAX)]
+    parts = [n for n in names if value & PluginType[n]]
+    return "|".join(parts) if parts and sum(PluginType[n] for n in parts) == value else str(value)
 
 
 def _go_float(value: float) -> str:
