@@ -173,9 +173,23 @@ def _keep(path: str, out: str | None) -> str:
     return out
 
 
+#: The session hint a model file's kind asks for, so that the plugin for its runtime
+#: serves the image ops even where another inference plugin is listed first (locally or
+#: on the agent), as the Python API does with Session(PluginType.TENSORFLOW).
+MODEL_HINTS = {".tflite": PluginType.TENSORFLOW, ".pt": PluginType.TORCH, ".pth": PluginType.TORCH}
+
+
+def _hint(ns: argparse.Namespace) -> int:
+    model = getattr(ns, "model", None)
+    return int(MODEL_HINTS.get(Path(model).suffix.lower(), 0)) if model else 0
+
+
 def _model_arguments(parser: argparse.ArgumentParser, labels: bool = True) -> None:
     parser.add_argument(
-        "--model", metavar="FILE", help="the model file, registered as a MODEL resource"
+        "--model",
+        metavar="FILE",
+        help="the model file, registered as a MODEL resource (*.tflite runs on a TENSORFLOW "
+        "plugin, *.pt on a TORCH one: the session asks for that plugin type)",
     )
     if labels:
         parser.add_argument(
@@ -197,7 +211,7 @@ def classify(ns: argparse.Namespace) -> int:
     path = Path(ns.image) if ns.image else example_image()
     image = _image_bytes(path)
     model = _resource(_options(ns))
-    with _session() as session:
+    with _session(_hint(ns)) as session:
         _register(session, model)
         print(f"Image size: {len(image)}B")
         for _ in range(ns.n):
@@ -222,7 +236,7 @@ def _image_op(method: str, what: str) -> Callable[[argparse.Namespace], int]:
     def example(ns: argparse.Namespace) -> int:
         image = _image_bytes(Path(ns.image))
         model = _resource(_options(ns))
-        with _session() as session:
+        with _session(_hint(ns)) as session:
             _register(session, model)
             print(f"Image size: {len(image)}B")
             for _ in range(ns.n):

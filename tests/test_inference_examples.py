@@ -108,8 +108,16 @@ def test_classify_names_a_missing_labels_file(files: Path) -> None:
         ("pose", "pose.tflite", "keypoints visible"),
     ],
 )
-def test_image_examples_write_their_result(files: Path, name: str, model: str, found: str) -> None:
-    out = files / f"{name}.png"
+@pytest.mark.parametrize("where", ["tflite", "onnx:tflite", "agent"])
+def test_image_examples_write_their_result(
+    files: Path, agent: AgentProcess, name: str, model: str, found: str, where: str
+) -> None:
+    """Locally, also with onnx listed first, and through an agent serving every inference
+    plugin: a *.tflite model makes the session ask for a TENSORFLOW plugin."""
+    env = {"VACCEL_PLUGINS": where}
+    if where == "agent":
+        env = {"VACCEL_PLUGINS": "rpc", "VACCEL_RPC_ADDRESS": agent.addresses[0]}
+    out = files / f"{name}-{where.replace(':', '-')}.png"
     extra = []
     if name == "detect":
         extra = [
@@ -127,7 +135,7 @@ def test_image_examples_write_their_result(files: Path, name: str, model: str, f
         "--out",
         str(out),
         str(files / "astronaut.png"),
-        VACCEL_PLUGINS="tflite",
+        **env,
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1].endswith(f"image: {out}")
