@@ -341,3 +341,41 @@ def test_sessions_spread_over_the_addresses_of_one_name(monkeypatch: pytest.Monk
     finally:
         runtime.close()
         assert v4.stop() == 0 and v6.stop() == 0
+
+
+async def _resources_held(address: str) -> int:
+    from vaccel.client.asyncclient import AsyncClient
+
+    client = await AsyncClient.connect(address)
+    try:
+        stats = await client.call("agent.stats", [])
+        return int(stats["budgets"]["resources"][0])
+    finally:
+        await client.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_resource_goes_to_the_agent_of_each_session_using_it(agents: Agents) -> None:
+    """One Resource registered with six sessions spread over three agents: each agent
+    gets its own copy (once per connection, whatever the sessions on it), calls needing
+    it work there, and unregistering from the last session frees every copy."""
+    from vaccel import Resource, ResourceType
+
+    runtime = rpc_runtime(agents.addresses)
+    sessions = [Session(runtime=runtime) for _ in range(6)]
+    model = Resource.from_buffer(b"weights" * 1000, ResourceType.MODEL, name="model.bin")
+    try:
+        assert {s.remote_address for s in sessions} == set(agents.addresses)
+        for s in sessions:
+            s.register_resource(model)
+            assert works(s)
+        held = [asyncio.run(_resources_held(a)) for a in agents.addresses]
+        assert held == [1, 1, 1], held
+        for s in sessions:
+            s.unregister_resource(model)
+        held = [asyncio.run(_resources_held(a)) for a in agents.addresses]
+        assert held == [0, 0, 0], held
+    finally:
+        for s in sessions:
+            s.close()
+        runtime.close()

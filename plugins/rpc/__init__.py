@@ -222,18 +222,25 @@ class RpcPlugin(Plugin):
                 rid = yield ("resource.create", [kind, resource.names, resource.blobs, digest])
             link.resources[resource.id] = rid
         yield ("resource.register", [session.remote_id, rid])
+        link.resource_users[resource.id] = link.resource_users.get(resource.id, 0) + 1
         resource.remote_id = rid  # type: ignore[attr-defined]
 
     def _unregister(
         self, session: SessionLike, link: Link, resource: ResourceLike, last: bool
     ) -> Plan:
+        """Unregister; the agent's copy goes with the last session of this connection
+        using it (others may hold it on other agents), `remote_id` with the last of all."""
         rid = link.resources.get(resource.id)
         if rid is None:
             return
         yield ("resource.unregister", [session.remote_id, rid])
-        if last:
+        users = link.resource_users.pop(resource.id, 1) - 1
+        if users > 0:
+            link.resource_users[resource.id] = users
+        else:
             del link.resources[resource.id]
             yield ("resource.destroy", [rid])
+        if last:
             resource.remote_id = 0  # type: ignore[attr-defined]
 
     @staticmethod

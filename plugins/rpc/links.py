@@ -49,6 +49,9 @@ class Link:
         self.users = 0
         #: local resource id -> the agent's id for it on this connection.
         self.resources: dict[int, int] = {}
+        #: How many sessions on this connection have each resource registered: the
+        #: agent's copy is destroyed when the last of them unregisters it.
+        self.resource_users: dict[int, int] = {}
 
     @property
     def address(self) -> Address:
