@@ -14,8 +14,10 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import ssl
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from vaccel import log
@@ -28,7 +30,7 @@ from vaccel.transport.sockets import listen
 from .config import AgentConfig
 from .handler import AgentConnection
 from .metrics import MetricsServer, serve_agent_metrics
-from .security import server_ssl_context, unix_socket_permissions
+from .security import TlsHandshake, server_ssl_context, unix_socket_permissions
 from .state import AgentState
 
 
@@ -54,8 +56,18 @@ class Agent:
         """A new connection's protocol (what a listener makes per accepted socket)."""
         return Link(AgentConnection(self.state))
 
+    def tls_protocol(self, context: ssl.SSLContext) -> Callable[[], asyncio.BaseProtocol]:
+        """A tls:// listener's factory: the agent runs each handshake itself, so that a
+        refused one is logged and counted (`security.TlsHandshake`), then the
+        connection's protocol takes over. The listener itself is plain TCP."""
+        return lambda: TlsHandshake(context, self.protocol, self.state)
+
     async def listen(self, address: Address, ssl_context: Any) -> tuple[Any, Address]:
         """Serve one address (a worker of `--processes` shares its listeners instead)."""
+        if address.scheme == "tls" and ssl_context is not None:
+            tcp = Address("tcp", host=address.host, port=address.port)
+            server, bound = await listen(tcp, self.tls_protocol(ssl_context))
+            return server, Address("tls", host=bound.host, port=bound.port)
         return await listen(address, self.protocol, ssl_context)
 
     async def start(self, addresses: list[Address]) -> list[Address]:

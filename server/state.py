@@ -155,10 +155,16 @@ class AgentState:
         self.tokens = tokens
         return len(tokens)
 
-    def auth_failed(self, peer: str, reason: str, kind: str) -> None:
-        """Count and log (rate-limited) an authentication failure or a refused peer."""
+    def auth_failed(self, peer: str, reason: str, kind: str, cause: str = "") -> None:
+        """Count and log an authentication failure or a refused peer.
+
+        `kind` is the metric's reason label (token, unauthenticated, peer, tls); the log
+        says at most one line per kind, and per `cause` where given (a TLS refusal: no
+        certificate, an untrusted one, plain text, ...), every five seconds.
+        """
         self.auth_failures[kind] += 1
-        self.warnings.warn(f"auth-{kind}", f"agent: refused {peer}: {reason}")
+        bucket = f"auth-{kind}-{cause}" if cause else f"auth-{kind}"
+        self.warnings.warn(bucket, f"agent: refused {peer}: {reason}")
 
     # ------------------------------------------------------------------ peers
 

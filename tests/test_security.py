@@ -3,11 +3,19 @@ tenant quotas, each way to fail refused fast with a clear error, each right way 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import os
+import re
 import signal
+import socket
+import ssl
 import subprocess
+import threading
 import time
+import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +32,7 @@ from rawpeer import RawPeer, close_all
 from vaccel import Config, Runtime, Session
 from vaccel.client.asyncclient import AsyncClient
 from vaccel.client.blocking import BlockingClient
+from vaccel.client.credentials import tls_client_context
 from vaccel.errors import (
     PermissionDeniedError,
     ResourceExhaustedError,
@@ -35,6 +44,8 @@ from vaccel.protocol.connection import Connection
 from vaccel.protocol.errors import ProtocolError
 from vaccel.protocol.events import Auth, Hello
 from vaccel.protocol.status import Status
+from vaccel.server.config import AgentConfig
+from vaccel.server.security import server_ssl_context
 
 TOKENS = "alice:s3cret-alice\nbob:s3cret-bob\n"
 
@@ -229,6 +240,9 @@ def pki(tmp_path_factory: Any) -> dict[str, Path]:
     files["mallory_cert"] = keep("mallory.pem", mallory.cert_chain_pems[0])
     files["mallory_key"] = keep("mallory.key", mallory.private_key_pem)
     files["foreign_ca"] = keep("foreign.pem", foreign.cert_pem)
+    other = ca.issue_cert("other.example.org")  # from our CA, for another name
+    files["other_cert"] = keep("other.pem", other.cert_chain_pems[0])
+    files["other_key"] = keep("other.key", other.private_key_pem)
     return files
 
 
@@ -249,28 +263,36 @@ def tls_agent(
     return SpawnedAgent(["tls://127.0.0.1:0"], clean_env(VACCEL_PLUGINS="numpy"), extra_args=args)
 
 
-def test_tls_works_sync_and_async(pki: dict[str, Path]) -> None:
+@pytest.fixture(scope="module")
+def tls_server(pki: dict[str, Path]) -> Iterator[SpawnedAgent]:
+    """One plain TLS agent (no client certificates) for the tests that only connect."""
     agent = tls_agent(pki)
-    address = agent.addresses[0]
+    yield agent
+    assert agent.stop() == 0, agent.stderr_text()
+
+
+def test_tls_works_sync(tls_server: SpawnedAgent, pki: dict[str, Path]) -> None:
+    address = tls_server.addresses[0]
     assert address.startswith("tls://")
+    runtime = runtime_for(address, VACCEL_RPC_TLS_CA=str(pki["ca"]))
+    assert vadd_ok(runtime)
+    runtime.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.both_loops
+async def test_tls_works_async(tls_server: SpawnedAgent, pki: dict[str, Path]) -> None:
+    context = ssl.create_default_context(cafile=str(pki["ca"]))
+    client = await AsyncClient.connect(tls_server.addresses[0], ssl_context=context)
     try:
-        runtime = runtime_for(address, VACCEL_RPC_TLS_CA=str(pki["ca"]))
-        assert vadd_ok(runtime)
-        runtime.close()
-        import asyncio
-        import ssl
-
-        async def go() -> float:
-            context = ssl.create_default_context(cafile=str(pki["ca"]))
-            client = await AsyncClient.connect(address, ssl_context=context)
-            try:
-                return await client.ping()
-            finally:
-                await client.close()
-
-        assert asyncio.run(go()) > 0
+        assert await client.ping() > 0
+        sid = await client.call("session.create", [0])
+        assert await client.call("session.destroy", [sid]) is None
     finally:
-        assert agent.stop() == 0
+        await client.close()
+        # close() returns before TLS's close_notify exchange ends (about a millisecond);
+        # the loop must outlive it, or its transport is reported unclosed.
+        await asyncio.sleep(0.1)
 
 
 def test_tls_failures_are_fast_and_named(pki: dict[str, Path]) -> None:
@@ -336,6 +358,198 @@ def test_mutual_tls(pki: dict[str, Path], tmp_path: Path) -> None:
             runtime.close()
     finally:
         agent.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def auth_failures(url: str) -> dict[str, float]:
+    """vaccel_auth_failures_total by reason, from the agent's /metrics page."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        sample.labels["reason"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "vaccel_auth_failures_total"
+    }
+
+
+def old_tls_context(pki: dict[str, Path]) -> ssl.SSLContext | None:
+    """A client context that offers TLS 1.1 at most (None where OpenSSL has no TLS 1.1)."""
+    try:
+        with warnings.catch_warnings():  # TLSVersion.TLSv1_1 is deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context = ssl.create_default_context(cafile=str(pki["ca"]))
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    except (ValueError, ssl.SSLError):
+        return None
+    return context if ssl.HAS_TLSv1_1 else None
+
+
+def tls_attempt(port: int, context: ssl.SSLContext) -> bytes | Exception:
+    """A raw TLS client at 127.0.0.1:`port`: sends a few bytes, returns what came back
+    (b"" or the error: the agent answers a refused handshake by closing)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        with context.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"\0" * 16)
+            return tls.recv(100)
+    except (ssl.SSLError, ConnectionError) as exc:
+        return exc
+    finally:
+        sock.close()
+
+
+def plain_attempt(port: int) -> bytes | Exception:
+    """Plain text (an HTTP request) to a TLS port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        try:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            return sock.recv(100)
+        except ConnectionError as exc:
+            return exc
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_tls_refusals_are_logged_and_counted(pki: dict[str, Path], loop: str) -> None:
+    """No client certificate, a foreign one, plain text, an old TLS version: each is
+    refused at once, logged with the peer and the cause, and counted as reason "tls"."""
+    metrics = free_port()
+    agent = SpawnedAgent(
+        ["tls://127.0.0.1:0"],
+        clean_env(VACCEL_PLUGINS="numpy", VACCEL_LOG_LEVEL="2", VACCEL_LOOP=loop),
+        extra_args=[
+            "--tls-cert",
+            str(pki["cert"]),
+            "--tls-key",
+            str(pki["key"]),
+            "--tls-client-ca",
+            str(pki["ca"]),
+            "--metrics-address",
+            f"tcp://127.0.0.1:{metrics}",
+        ],
+    )
+    port = int(agent.addresses[0].rsplit(":", 1)[1])
+    url = f"http://127.0.0.1:{metrics}/metrics"
+    try:
+        ca = str(pki["ca"])
+        bare = ssl.create_default_context(cafile=ca)
+        foreign = ssl.create_default_context(cafile=ca)
+        foreign.load_cert_chain(pki["mallory_cert"], pki["mallory_key"])
+        alice = ssl.create_default_context(cafile=ca)
+        alice.load_cert_chain(pki["alice_cert"], pki["alice_key"])
+        old = old_tls_context(pki)
+        expected = {
+            "it sent no client certificate": bare,
+            "its client certificate is not trusted": foreign,
+            "below 1.2": old,
+        }
+        for words, context in expected.items():
+            if context is None:
+                continue
+            start = time.monotonic()
+            got = tls_attempt(port, context)
+            assert got == b"" or isinstance(got, ssl.SSLError | ConnectionError), (words, got)
+            assert time.monotonic() - start < 3
+        for _ in range(2):  # twice: counted twice, logged once (rate-limited)
+            got = plain_attempt(port)
+            assert got == b"" or isinstance(got, ConnectionError), got
+        answer = tls_attempt(port, alice)  # a good client is served (and not counted):
+        assert isinstance(answer, bytes) and answer  # its first bytes reached the agent
+        refused = 2 + (old is not None) + 2
+        for _ in range(100):
+            if auth_failures(url).get("tls") == refused:
+                break
+            time.sleep(0.05)
+        assert auth_failures(url) == {"tls": refused}
+    finally:
+        assert agent.stop() == 0
+    log = agent.stderr_text()
+    for words, context in expected.items():
+        if context is not None:
+            assert re.search(
+                rf"<warn> agent: refused ip:127\.0\.0\.1: TLS handshake failed: .*{words}", log
+            ), log
+    plain = re.findall(r"refused ip:127\.0\.0\.1: TLS handshake failed: it does not speak TLS", log)
+    assert len(plain) == 1, log
+
+
+def test_the_agent_hostname_is_verified(pki: dict[str, Path]) -> None:
+    """On by default: a certificate from a trusted CA, for another name, is refused."""
+    agent = tls_agent(pki, "other_cert", "other_key")  # issued for other.example.org
+    address = agent.addresses[0]
+    try:
+        runtime = runtime_for(address, VACCEL_RPC_TLS_CA=str(pki["ca"]))
+        start = time.monotonic()
+        with pytest.raises(
+            UnavailableError, match=r"mismatch, certificate is not valid for '127\.0\.0\.1'"
+        ):
+            Session(runtime=runtime)
+        assert time.monotonic() - start < 5
+        runtime.close()
+        # The certificate is otherwise good: without the name check the handshake works.
+        lax = ssl.create_default_context(cafile=str(pki["ca"]))
+        lax.check_hostname = False
+        port = int(address.rsplit(":", 1)[1])
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+            lax.wrap_socket(sock) as tls,
+        ):
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    finally:
+        agent.stop()
+
+
+def test_tls_1_2_is_the_minimum_on_both_sides(
+    pki: dict[str, Path], tls_server: SpawnedAgent
+) -> None:
+    config = AgentConfig(tls_cert=str(pki["cert"]), tls_key=str(pki["key"]))
+    assert server_ssl_context(config).minimum_version == ssl.TLSVersion.TLSv1_2
+    client = tls_client_context(str(pki["ca"]), None, None)
+    assert client.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert client.check_hostname and client.verify_mode == ssl.CERT_REQUIRED
+    old = old_tls_context(pki)
+    if old is None:
+        return  # this OpenSSL cannot speak TLS 1.1 at all: the contexts above must do
+    # The agent refuses a client that offers TLS 1.1 at most...
+    port = int(tls_server.addresses[0].rsplit(":", 1)[1])
+    assert isinstance(tls_attempt(port, old), ssl.SSLError | ConnectionError)
+    # ...and the client refuses an agent that speaks TLS 1.1 at most.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(pki["cert"], pki["key"])
+        server.minimum_version = ssl.TLSVersion.TLSv1
+        server.maximum_version = ssl.TLSVersion.TLSv1_1
+        server.set_ciphers("DEFAULT:@SECLEVEL=0")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def serve_one() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn, contextlib.suppress(OSError):
+                server.wrap_socket(conn, server_side=True)
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    try:
+        with (
+            socket.create_connection(listener.getsockname(), timeout=5) as sock,
+            pytest.raises(ssl.SSLError, match="PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL"),
+        ):
+            client.wrap_socket(sock, server_hostname="127.0.0.1").close()
+    finally:
+        thread.join(10)
+        listener.close()
 
 
 # ---------------------------------------------------------------------- peer rules
