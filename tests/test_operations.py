@@ -24,7 +24,7 @@ from vaccel import Config, OpType, Runtime, Session
 from vaccel.cli.health import check
 from vaccel.cli.top import frame, op_rows
 from vaccel.client.asyncclient import AsyncClient
-from vaccel.errors import NotFoundError, ResourceExhaustedError
+from vaccel.errors import NotFoundError, ResourceExhaustedError, UnauthenticatedError
 from vaccel.protocol.address import parse_address
 from vaccel.server.agent import Agent
 from vaccel.server.config import AgentConfig
@@ -193,7 +193,6 @@ async def test_metrics_count_known_calls() -> None:
                 await client.call("op", [999, VADD, [[1.0], [2.0]]])
             await client.call("resource.create", [1, ["blob"], [b"x" * 100]])
             await client.call("session.destroy", [s2])
-            agent.state.auth_failures["bad token"] += 2  # no authentication yet: as it will count
             m = await asyncio.to_thread(scrape, url)
         finally:
             await client.close()
@@ -223,7 +222,6 @@ async def test_metrics_count_known_calls() -> None:
         assert value(m, "vaccel_peer_budget_max_used", limit="sessions") == 1
         assert value(m, "vaccel_peers") == 1
         assert value(m, "vaccel_refusals_total", limit="agent sessions") == 1
-        assert value(m, "vaccel_auth_failures_total", reason="bad token") == 2
         assert value(m, "vaccel_pool_queue") == 0
         assert value(m, "vaccel_serving") == 1 and value(m, "vaccel_draining") == 0
         assert value(m, "vaccel_plugin_loaded", plugin="numpy", type="CPU|SOFTWARE") == 1
@@ -250,6 +248,35 @@ async def test_metrics_count_known_calls() -> None:
         assert value(after, "vaccel_calls_total", op="fpga_vadd", status="OK") == 3
     with pytest.raises(OSError):  # close() stopped the metrics server
         await asyncio.to_thread(scrape, url)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_metrics_count_real_auth_failures(tmp_path: Path) -> None:
+    """Wrong tokens over real connections: counted under the reason the agent emits."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice:s3cret-alice\n")
+    async with tcp_agent(metrics_address="tcp://127.0.0.1:0", token_file=str(tokens)) as (
+        agent,
+        address,
+    ):
+        assert agent.metrics is not None
+        before = await asyncio.to_thread(scrape, agent.metrics.url)
+        assert not [k for k in before if k[0] == "vaccel_auth_failures_total"]
+        for token in ("alice:wrong", "mallory:s3cret-alice"):
+            with pytest.raises(UnauthenticatedError, match="refused the token"):
+                await AsyncClient.connect(address, token=token)
+        client = await AsyncClient.connect(address, token="alice:s3cret-alice")
+        try:
+            assert await client.ping() > 0  # the right token: served, not counted
+            m = await asyncio.to_thread(scrape, agent.metrics.url)
+        finally:
+            await client.close()
+    failures = {
+        dict(k[1])["reason"]: v for k, v in m.items() if k[0] == "vaccel_auth_failures_total"
+    }
+    assert failures == {"token": 2}
+    assert value(m, "vaccel_tenant_connections", tenant="alice") == 1
 
 
 @pytest.mark.asyncio
