@@ -1,5 +1,7 @@
-"""A hand-driven client for hostile tests: a real TCP socket from a chosen source address
-(127.0.0.2 plays another host), frames built by hand or with the sans-IO connection."""
+"""A hand-driven client for hostile tests: a real socket, TCP from a chosen source address
+(127.0.0.2 plays another host) or unix (the agent keys unix peers by uid: every
+connection of this user is one peer), frames built by hand or with the sans-IO
+connection."""
 
 from __future__ import annotations
 
@@ -20,19 +22,34 @@ def tcp_of(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def connect(address: str, source: str = "127.0.0.2", timeout: float = 5.0) -> socket.socket:
+    """A connected socket to a tcp:// address (from `source`) or a unix:// path."""
+    if address.startswith("unix://"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address[len("unix://") :])
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    sock = socket.create_connection(tcp_of(address), timeout, source_address=(source, 0))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 #: Every peer made, so a test's fixture can close what a failing test left open.
 OPEN: list[RawPeer] = []
 
 
 class RawPeer:
-    """One connection driven frame by frame."""
+    """One connection driven frame by frame, over TCP (from `source`) or a unix socket."""
 
     def __init__(
         self, address: str, source: str = "127.0.0.2", hello: bool = True, timeout: float = 5.0
     ) -> None:
-        self.sock = socket.create_connection(tcp_of(address), timeout, source_address=(source, 0))
+        self.sock = connect(address, source, timeout)
         OPEN.append(self)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn = Connection(client=True)
         self.events: list[Event] = []
         self.closed = False

@@ -1,15 +1,24 @@
 """Hostile clients against a real agent process (--max-memory 256M), one test per way a
-client can try to starve or kill it. The hostile side connects from 127.0.0.2 (another
-peer); after each test a well-behaved client on 127.0.0.1 must get correct answers
-within 100 ms, the agent's peak RSS must stay under 512 MB, and its log must hold no
-traceback."""
+client can try to starve or kill it, over TCP and over a unix socket. Over TCP the
+hostile side connects from 127.0.0.2 (another peer); over unix it is the peer of this
+user's uid. After each test a well-behaved client (TCP from 127.0.0.1: a peer of its own
+either way) must get correct answers within 100 ms, the agent's peak RSS must stay under
+512 MB, and its log must hold no traceback. The faults (SIGTERM, SIGSTOP, deadlines)
+run on both transports too.
+
+Over a unix socket every connection of this user is one peer (uid), so "another peer"
+(the good client, and the clients the per-peer tests check are still served) is always
+the TCP client from 127.0.0.1: that keeps the per-peer tests meaningful on both."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +28,7 @@ import msgpack
 import numpy as np
 import pytest
 from agent_proc import SpawnedAgent, clean_env
-from rawpeer import RawPeer, close_all, raw_header, tcp_of
+from rawpeer import RawPeer, close_all, connect, raw_header
 
 from vaccel import AsyncSession, Config, OpType, Runtime, Session
 from vaccel.client.asyncclient import AsyncClient
@@ -44,27 +53,53 @@ AGENT_ARGS = [
     "--max-sessions", "256",
     "--max-calls", "256",
     "--max-resources", "256",
-    "--handshake-timeout", "2",
-    "--idle-timeout", "3",
-    "--progress-timeout", "2",
+    "--handshake-timeout", "1",
+    "--idle-timeout", "2",
+    "--progress-timeout", "1",
     "--workers", "4",
 ]  # fmt: skip
 
 
-def spawn(*extra: str, **env: str) -> SpawnedAgent:
+TRANSPORTS = ["tcp", "unix"]
+
+
+@pytest.fixture(scope="module")
+def sockdir() -> Iterator[str]:
+    """A short directory for unix sockets (their paths are limited to 108 bytes)."""
+    path = tempfile.mkdtemp(prefix="vh-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def endpoint(transport: str, sockdir: str) -> str:
+    """A listen address of `transport`: TCP loopback on a free port, or a fresh unix path."""
+    if transport == "tcp":
+        return "tcp://127.0.0.1:0"
+    return f"unix://{tempfile.mkdtemp(dir=sockdir)}/agent.sock"
+
+
+def spawn(*extra: str, addresses: list[str] | None = None, **env: str) -> SpawnedAgent:
     return SpawnedAgent(
-        ["tcp://127.0.0.1:0"],
+        addresses or ["tcp://127.0.0.1:0"],
         clean_env(VACCEL_PLUGINS="numpy", VACCEL_EXEC_ALLOW="time:sleep", **env),
         extra_args=[*AGENT_ARGS, *extra],
     )
 
 
 @pytest.fixture(scope="module")
-def agent() -> Iterator[SpawnedAgent]:
-    proc = spawn()
+def agent(sockdir: str) -> Iterator[SpawnedAgent]:
+    """The module's agent, listening on TCP loopback and on a unix socket."""
+    proc = spawn(addresses=[endpoint(t, sockdir) for t in TRANSPORTS])
+    assert [a.split(":", 1)[0] for a in proc.addresses] == TRANSPORTS, proc.addresses
     yield proc
     code = proc.stop()
     assert code == 0, proc.stderr_text()
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest, sockdir: str) -> Iterator[str]:
+    """Each fault test's own agent listens on this transport (an address from `endpoint`)."""
+    yield endpoint(request.param, sockdir)
 
 
 class GoodClient(threading.Thread):
@@ -98,14 +133,16 @@ class GoodClient(threading.Thread):
             runtime.close()
 
 
-@pytest.fixture
-def address(agent: SpawnedAgent) -> Iterator[str]:
-    """The agent's address. A good client calls all through the test; it must get every
-    answer right within 100 ms, and the agent must hold its memory bound."""
-    good = GoodClient(agent.addresses[0])
+@pytest.fixture(params=TRANSPORTS)
+def address(agent: SpawnedAgent, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The agent's address on the transport under test. A good client (over TCP) calls
+    all through the test; it must get every answer right within 100 ms, and the agent
+    must hold its memory bound."""
+    tcp = agent.addresses[0]
+    good = GoodClient(tcp)
     good.start()
     assert good.ready.wait(10), good.failures
-    yield agent.addresses[0]
+    yield agent.addresses[TRANSPORTS.index(request.param)]
     good.stop.set()
     good.join(10)
     close_all()
@@ -113,7 +150,7 @@ def address(agent: SpawnedAgent) -> Iterator[str]:
     worst = max(good.latencies, default=0.0)
     assert good.latencies and worst < 0.1, f"the good client waited {worst * 1e3:.0f} ms"
     assert agent.proc.poll() is None, f"the agent died:\n{agent.stderr_text()}"
-    good_client_is_served(agent.addresses[0])
+    good_client_is_served(tcp)
     assert agent.peak_rss() < RSS_BOUND, f"agent peak RSS {agent.peak_rss() / MiB:.0f} MiB"
     log = agent.stderr_text()
     assert "Traceback" not in log and "exception was never retrieved" not in log, log[-3000:]
@@ -253,17 +290,17 @@ def test_resources_are_counted(address: str) -> None:
     peer.close()
 
 
-def test_calls_in_flight_are_bounded_per_peer(address: str) -> None:
+def test_calls_in_flight_are_bounded_per_peer(agent: SpawnedAgent, address: str) -> None:
     peers = [RawPeer(address) for _ in range(4)]
     sessions = [session_of(p) for p in peers]
     sids: list[tuple[RawPeer, int]] = []
     for peer, session in zip(peers, sessions, strict=True):
         for _ in range(30):
-            sid, frames = peer.conn.request("op", [session, EXEC, ["time", "sleep", [0.25], []]])
+            sid, frames = peer.conn.request("op", [session, EXEC, ["time", "sleep", [0.1], []]])
             peer.send_frames(frames)
             sids.append((peer, sid))
     time.sleep(0.3)
-    good_client_is_served(address)  # small calls do not queue behind the sleepers
+    good_client_is_served(agent.addresses[0])  # another peer's small calls do not queue
     statuses = [answer(p, sid, 15).status for p, sid in sids]
     assert statuses.count(Status.RESOURCE_EXHAUSTED) >= 120 - 64, statuses
     for peer in peers:
@@ -273,11 +310,12 @@ def test_calls_in_flight_are_bounded_per_peer(address: str) -> None:
 # ---------------------------------------------------------------------- slots
 
 
-def test_connection_slots_are_per_peer(address: str) -> None:
+def test_connection_slots_are_per_peer(agent: SpawnedAgent, address: str) -> None:
     peers = [RawPeer(address, hello=False) for _ in range(20)]  # a quarter of 64 fit
     refused = []
     for peer in peers:
-        peer.send(peer.conn.hello())
+        with contextlib.suppress(OSError):  # unix: refused, closed, its GOAWAY still to read
+            peer.send(peer.conn.hello())
         peer.pump(0.3)
     for peer in peers:
         goaway = next((e for e in peer.events if isinstance(e, GoAway)), None)
@@ -288,10 +326,10 @@ def test_connection_slots_are_per_peer(address: str) -> None:
         assert "per-peer connections (--max-peer-connections" in goaway.message
         refused.append(peer)
     assert len(refused) == 4
-    good_client_is_served(address)
+    good_client_is_served(agent.addresses[0])  # another peer still connects
 
 
-def test_session_slots_are_per_peer(address: str) -> None:
+def test_session_slots_are_per_peer(agent: SpawnedAgent, address: str) -> None:
     peer = RawPeer(address)
     statuses = []
     for _ in range(70):  # a quarter of 256 is 64
@@ -299,8 +337,8 @@ def test_session_slots_are_per_peer(address: str) -> None:
         peer.send_frames(frames)
         statuses.append(answer(peer, sid).status)
     assert Status.RESOURCE_EXHAUSTED in statuses and statuses.count(Status.OK) == 64
-    runtime = Runtime(Config("rpc", 0, rpc_address=address))
-    with Session(runtime=runtime) as s:  # the other peer still gets sessions
+    runtime = Runtime(Config("rpc", 0, rpc_address=agent.addresses[0]))
+    with Session(runtime=runtime) as s:  # another peer still gets sessions
         assert s.fpga_vadd([1.0], [2.0]) == [3.0]
     runtime.close()
     peer.close()
@@ -337,7 +375,11 @@ def test_slow_loris_frame_is_closed(address: str) -> None:
             break
         peer.pump(0.4)
     while not peer.closed and time.monotonic() - start < 10:
-        peer.send(b"\0")
+        try:
+            peer.send(b"\0")
+        except OSError:  # closed (a unix socket says so on the next write): read to the end
+            peer.wait_closed(1)
+            break
         peer.pump(0.4)
     assert peer.closed and time.monotonic() - start < 10
 
@@ -447,8 +489,8 @@ def test_cancel_of_a_half_received_message_discards_it(address: str) -> None:
 # ---------------------------------------------------------------------- work and deadlines
 
 
-def test_deadline_stops_work_in_the_pool() -> None:
-    proc = spawn("--workers", "1", "--max-memory", "1G")
+def test_deadline_stops_work_in_the_pool(transport: str) -> None:
+    proc = spawn("--workers", "1", "--max-memory", "1G", addresses=[transport])
     runtime = Runtime(Config("rpc", 0, rpc_address=proc.addresses[0], rpc_timeout=0.2))
     n = 3000
     a = np.random.default_rng(0).random(n * n, dtype=f32)
@@ -469,60 +511,64 @@ def test_deadline_stops_work_in_the_pool() -> None:
         assert proc.stop() == 0
 
 
-def test_drain_timeout_bounds_the_exit() -> None:
-    proc = spawn("--drain-timeout", "1")
-    c = socket.create_connection(tcp_of(proc.addresses[0]))  # keep a client connected
-
-    async def sleeper() -> None:
+@pytest.mark.asyncio
+async def test_drain_timeout_bounds_the_exit(transport: str) -> None:
+    proc = spawn("--drain-timeout", "1", addresses=[transport])
+    c = connect(proc.addresses[0], source="127.0.0.1")  # keep a client connected
+    try:
         client = await AsyncClient.connect(proc.addresses[0])
         sid = await client.call("session.create", [0])
         task = asyncio.ensure_future(client.call("op", [sid, EXEC, ["time", "sleep", [30.0], []]]))
         await asyncio.sleep(0.3)
+        start = time.monotonic()
         proc.proc.send_signal(signal.SIGTERM)
         with pytest.raises(UnavailableError):
             await task
         await client.close()
-
-    start = time.monotonic()
-    asyncio.run(sleeper())
-    assert proc.proc.wait(10) == 0
-    assert time.monotonic() - start < 5
-    c.close()
-    proc.stop()
+        assert await asyncio.to_thread(proc.proc.wait, 10) == 0
+        assert time.monotonic() - start < 5
+    finally:
+        c.close()
+        proc.stop()
 
 
-def test_sigterm_under_load() -> None:
-    proc = spawn("--drain-timeout", "5")
+@pytest.mark.asyncio
+async def test_sigterm_under_load(transport: str) -> None:
+    proc = spawn("--drain-timeout", "5", addresses=[transport])
+    runtime = Runtime(Config("rpc", 0, rpc_address=proc.addresses[0]))
+    try:
+        async with AsyncSession(runtime=runtime) as s:
+            a = np.ones(16 * 1024, f32)
+            slots = asyncio.Semaphore(48)  # the peer's calls in flight stay under its 64
 
-    async def load() -> list[Any]:
-        runtime = Runtime(Config("rpc", 0, rpc_address=proc.addresses[0]))
-        try:
-            async with AsyncSession(runtime=runtime) as s:
-                a = np.ones(16 * 1024, f32)
-                calls = [asyncio.ensure_future(s.fpga_vadd(a, a)) for _ in range(300)]
-                await asyncio.sleep(0.05)
-                proc.proc.send_signal(signal.SIGTERM)
-                return await asyncio.gather(*calls, return_exceptions=True)
-        finally:
-            runtime.close()
+            async def call() -> Any:
+                async with slots:
+                    return await s.fpga_vadd(a, a)
 
-    results = asyncio.run(load())
-    for r in results:
-        assert isinstance(r, UnavailableError) or np.array_equal(r, np.full(16 * 1024, 2, f32))
-    assert proc.proc.wait(10) == 0
-    proc.stop()
+            calls = [asyncio.ensure_future(call()) for _ in range(300)]
+            await asyncio.sleep(0.05)
+            proc.proc.send_signal(signal.SIGTERM)
+            results = await asyncio.gather(*calls, return_exceptions=True)
+        for r in results:
+            assert isinstance(r, UnavailableError) or np.array_equal(r, np.full(16 * 1024, 2, f32))
+        assert await asyncio.to_thread(proc.proc.wait, 10) == 0
+    finally:
+        runtime.close()
+        proc.stop()
 
 
 # ---------------------------------------------------------------------- faults
 
 
-def test_frozen_agent_fails_calls_within_the_keepalive() -> None:
-    proc = spawn()
+@pytest.mark.asyncio
+async def test_frozen_agent_fails_calls_within_the_keepalive(transport: str) -> None:
+    proc = spawn(addresses=[transport])
     env = {"VACCEL_RPC_KEEPALIVE": "0.5"}
     runtime = Runtime(
         Config.from_env({"VACCEL_PLUGINS": "rpc", "VACCEL_RPC_ADDRESS": proc.addresses[0], **env})
     )
-    try:
+
+    def blocking_session() -> None:
         with Session(runtime=runtime) as s:
             assert s.fpga_vadd([1.0], [1.0]) == [2.0]
             os.kill(proc.pid, signal.SIGSTOP)
@@ -531,12 +577,13 @@ def test_frozen_agent_fails_calls_within_the_keepalive() -> None:
                 s.fpga_vadd([1.0], [1.0])
             assert time.monotonic() - start < 3
 
-        async def frozen() -> None:
+    try:
+        await asyncio.to_thread(blocking_session)  # the blocking client, off this loop
+        start = time.monotonic()
+        with pytest.raises(UnavailableError):
             client = await AsyncClient.connect(proc.addresses[0], keepalive=0.5, timeout=1)
             await client.close()
-
-        with pytest.raises(UnavailableError):
-            asyncio.run(frozen())
+        assert time.monotonic() - start < 3
     finally:
         os.kill(proc.pid, signal.SIGCONT)
         runtime.close()

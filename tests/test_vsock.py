@@ -157,11 +157,12 @@ def test_vsock_loopback_call(runtime: Runtime) -> None:
         assert s.is_remote
         assert s.fpga_vadd([5.0], [1.0]) == [6.0]
 
-    async def go() -> list[float]:
-        async with AsyncSession(runtime=runtime) as s:
-            return list(await s.fpga_vadd([1.0], [1.0]))
 
-    assert asyncio.run(go()) == [2.0]
+@pytest.mark.asyncio
+async def test_vsock_loopback_async_call(runtime: Runtime) -> None:
+    async with AsyncSession(runtime=runtime) as s:
+        assert s.is_remote
+        assert list(await s.fpga_vadd([1.0], [1.0])) == [2.0]
 
 
 def test_seed_vector_add_over_vsock(address: str) -> None:
