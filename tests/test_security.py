@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import grp
 import os
 import re
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import threading
 import time
@@ -27,9 +29,10 @@ from agent_proc import SpawnedAgent, clean_env
 from conftest import VENV_BIN, tool_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from inprocess import memory_client, running_agent
 from rawpeer import RawPeer, close_all
 
-from vaccel import Config, Runtime, Session
+from vaccel import Config, OpType, Runtime, Session
 from vaccel.client.asyncclient import AsyncClient
 from vaccel.client.blocking import BlockingClient
 from vaccel.client.credentials import tls_client_context
@@ -44,10 +47,15 @@ from vaccel.protocol.connection import Connection
 from vaccel.protocol.errors import ProtocolError
 from vaccel.protocol.events import Auth, Hello
 from vaccel.protocol.status import Status
-from vaccel.server.config import AgentConfig
+from vaccel.server import handler
+from vaccel.server.config import AgentConfig, from_arguments
+from vaccel.server.handler import AgentConnection
+from vaccel.server.main import parser as agent_parser
 from vaccel.server.security import server_ssl_context
+from vaccel.server.state import AgentState
 
 TOKENS = "alice:s3cret-alice\nbob:s3cret-bob\n"
+VADD = int(OpType.FPGA_VECTORADD)
 
 
 def runtime_for(address: str, **env: str) -> Runtime:
@@ -578,6 +586,92 @@ def test_unix_peers_by_uid(tmp_path: Path) -> None:
         ok.stop()
         refused.stop()
     assert not (tmp_path / "ok.sock").exists()  # removed at exit
+
+
+def test_allow_cid_is_parsed_from_flags_and_the_config_file(make_runtime: Any) -> None:
+    runtime = make_runtime("noop")
+    flags = from_arguments(agent_parser().parse_args(["--allow-cid", "3, 4"]))
+    assert AgentState(runtime, flags).allow_cids == frozenset({3, 4})
+    toml = AgentConfig.from_mapping({"allow-cid": "7"}, "agent.toml").resolve()
+    assert AgentState(runtime, toml).allow_cids == frozenset({7})
+    assert AgentState(runtime, AgentConfig().resolve()).allow_cids is None  # default: all
+    with pytest.raises(ValueError, match="--allow-cid takes comma-separated numbers"):
+        AgentState(runtime, AgentConfig(allow_cid="3,guest").resolve())
+
+
+@pytest.mark.asyncio
+async def test_the_allow_cid_rule_refuses_other_cids(make_runtime: Any) -> None:
+    state = AgentState(make_runtime("noop"), AgentConfig(allow_cid="3,4").resolve())
+    conn = AgentConnection(state)
+    for key, refused in (
+        ("cid:3", False),
+        ("cid:4", False),
+        ("cid:5", True),
+        ("ip:10.0.0.5", False),
+    ):
+        conn.peer_key = key
+        rule = conn._peer_rule()
+        if refused:
+            assert rule == (
+                Status.PERMISSION_DENIED,
+                f"{key} is not allowed to connect (--allow-cid)",
+            )
+        else:
+            assert rule is None, key
+    assert state.auth_failures == {"peer": 1}
+    conn.peer_key = "uid:5"  # no --allow-uid: every uid may connect
+    assert conn._peer_rule() is None
+
+
+@pytest.mark.asyncio
+async def test_a_cid_not_allowed_is_told_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a vsock client sees (vsock is not available here: the agent is told the peer's
+    CID as its vsock listener would find it)."""
+    async with running_agent(tmp_path, allow_cid="3") as (agent, _address):
+        monkeypatch.setattr(handler, "peer_of", lambda link: "cid:5")
+        with pytest.raises(
+            PermissionDeniedError, match=r"cid:5 is not allowed to connect \(--allow-cid\)"
+        ):
+            await memory_client(agent)
+        assert agent.state.auth_failures["peer"] == 1
+        monkeypatch.setattr(handler, "peer_of", lambda link: "cid:3")
+        client = await memory_client(agent)
+        try:
+            sid = await client.call("session.create", [0])
+            assert await client.call("op", [sid, VADD, [[1.0], [2.0]]]) == [3.0]
+            (conn,) = agent.state.connections
+            assert conn.tenant == "cid:3"  # the CID is the tenant
+        finally:
+            await client.close()
+
+
+def other_group() -> grp.struct_group:
+    """A group for the socket other than its default (our primary group) where we may
+    chown to one: any group as root, else a supplementary group; else the primary one."""
+    mine = os.getgid()
+    for group in grp.getgrall():
+        if group.gr_gid != mine and (os.geteuid() == 0 or group.gr_gid in os.getgroups()):
+            return group
+    return grp.getgrgid(mine)
+
+
+@pytest.mark.asyncio
+async def test_socket_group_and_mode_are_applied(tmp_path: Path) -> None:
+    group = other_group()
+    for name in (group.gr_name, str(group.gr_gid)):  # a name or a number
+        where = f"unix://{tmp_path}/agent.sock"
+        async with running_agent(tmp_path, "noop", where, socket_group=name, socket_mode="660") as (
+            _agent,
+            address,
+        ):
+            info = os.stat(address[len("unix://") :])
+            assert info.st_gid == group.gr_gid
+            assert stat.S_IMODE(info.st_mode) == 0o660
+    with pytest.raises(ValueError, match="--socket-group 'no-such-group-x': no such group"):
+        async with running_agent(tmp_path, "noop", socket_group="no-such-group-x"):
+            pass
 
 
 def test_open_tcp_ports_are_warned_about() -> None:
