@@ -16,17 +16,9 @@ from hypothesis import strategies as st
 
 from vaccel.protocol import codec
 from vaccel.protocol.address import VMADDR_CID_ANY, AddressError, parse_address
-from vaccel.protocol.connection import (
-    Cancel,
-    Connection,
-    GoAway,
-    Hello,
-    Ping,
-    Rejected,
-    Request,
-    Response,
-)
+from vaccel.protocol.connection import Connection
 from vaccel.protocol.errors import ProtocolError
+from vaccel.protocol.events import Cancel, GoAway, Hello, Ping, Rejected, Request, Response
 from vaccel.protocol.frames import HEADER, Flags, FrameType, abort_frame, frame
 from vaccel.protocol.limits import Limits
 from vaccel.protocol.status import Status
