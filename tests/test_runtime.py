@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import random
 import re
 import sys
 import textwrap
@@ -11,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vaccel import Arg, Config, PluginType, Runtime, Session, VaccelError, log
+from vaccel import Arg, Config, OpType, PluginType, Runtime, Session, VaccelError, log
 from vaccel.errors import BadArgumentError, NotSupportedError, PermissionDeniedError, PluginError
 from vaccel.runtime import resolve_plugin
 
@@ -129,6 +131,61 @@ def test_priority_order_and_hints(make_runtime: Any) -> None:
         assert s.fpga_vadd([1.0], [1.0]) == [2.0]
     with Session(PluginType.GPU, runtime=rt) as s:  # nothing matches: first implementer
         assert s.fpga_vadd([1.0], [1.0]) == [pytest.approx(9.1)]
+
+
+def _hostile_hints(seed: int, count: int) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.getrandbits(32) for _ in range(count)] + [*range(512), -1, 1 << 40, 1 << 63]
+
+
+def _cache_bound(rt: Runtime) -> int:
+    """Entries `find` may cache: each implemented op, once per subset of the loaded types."""
+    implemented = {op for _, ops in rt.operations() for op in ops}
+    return len(implemented) * (1 << bin(int(rt._types)).count("1"))
+
+
+def test_find_cache_stays_bounded_under_hostile_hints(make_runtime: Any) -> None:
+    """Every op with thousands of client-chosen hints: the cache holds at most one entry
+    per op and subset of the loaded plugins' type bits (issue 8: it grew per flags value),
+    and hints still choose among the plugins."""
+    rt = make_runtime("noop:numpy")  # DEBUG, CPU | SOFTWARE: 8 subsets of type bits
+    for hint in _hostile_hints(5, 2000):
+        for op in OpType:
+            with contextlib.suppress(NotSupportedError):
+                rt.find(op, hint)
+    assert 0 < len(rt._cache) <= _cache_bound(rt) < 8 * len(OpType)
+    vadd = OpType.FPGA_VECTORADD
+    assert rt.find(vadd, int(PluginType.CPU) | 1 << 30)[0].name == "numpy"
+    assert rt.find(vadd, int(PluginType.GPU) | 1 << 30)[0].name == "noop"  # first implementer
+    with pytest.raises(NotSupportedError):
+        rt.find(OpType.OPENCV, 0xFFFF_FFFF)  # nobody serves it: nothing cached
+    assert all(op != OpType.OPENCV for op, _ in rt._cache)
+
+
+@pytest.mark.asyncio
+async def test_agent_find_cache_stays_bounded_under_hostile_session_flags(tmp_path: Any) -> None:
+    """The same through an agent: sessions with client-chosen flags, op numbers that are
+    no op, and calls on every session."""
+    from inprocess import running_agent
+
+    from vaccel.client.asyncclient import AsyncClient
+
+    async with running_agent(tmp_path, "noop:numpy") as (agent, address):
+        client = await AsyncClient.connect(address)
+        try:
+            for flags in _hostile_hints(6, 150)[:300]:
+                if not 0 <= flags < 1 << 32:
+                    continue
+                sid = await client.call("session.create", [flags])
+                result = await client.call("op", [sid, int(OpType.FPGA_VECTORADD), [[1.0], [2.0]]])
+                assert list(result) in ([3.0], [pytest.approx(9.1)])
+                with pytest.raises(NotSupportedError, match="not an operation"):
+                    await client.call("op", [sid, 0x7FFF_0000 + flags % 1000, []])
+                await client.call("session.destroy", [sid])
+        finally:
+            await client.close()
+        runtime = agent.state.runtime
+        assert 0 < len(runtime._cache) <= _cache_bound(runtime)
 
 
 def test_no_plugin_for_op(make_runtime: Any) -> None:

@@ -1,5 +1,6 @@
 """Concurrency torture: many calls of mixed sizes in flight on one connection, through a
-real agent process, in both directions, with cancellations; every answer checked."""
+real agent process, in both directions, with cancellations; every answer checked.
+Hypothesis chooses mixes of sizes and cancel points too (a few examples per transport)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from agent_proc import AgentProcess, start_agent
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vaccel import AsyncSession, Config, Runtime, Session
 from vaccel.protocol.codec import INLINE_MAX
@@ -118,6 +121,47 @@ async def test_cancellations_mid_transfer_leave_the_connection_sound(
                 assert result is None, f"call {i} ({plan[i]}): {result!r}"
     # The connection still carries correct answers of every size.
     await asyncio.gather(*(_checked_call(session, "vadd", n, n) for n in SIZES))
+
+
+#: One call of a generated mix: its op, its element count, and after how many turns of
+#: the event loop it is cancelled (None: it runs to its answer).
+CALL = st.tuples(
+    st.sampled_from(["vadd", "parallel", "copy", "mmult"]),
+    st.one_of(st.sampled_from(SIZES[:-1]), st.integers(1, 2 * DATA_FRAME // F4)),
+    st.one_of(st.none(), st.integers(0, 40)),
+)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    # One session (one connection) for every example: what one mix leaves behind must not
+    # hurt the next.
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(mix=st.lists(CALL, min_size=1, max_size=12))
+@pytest.mark.asyncio
+async def test_generated_mixes_with_cancellations(
+    session: AsyncSession, mix: list[tuple[str, int, int | None]]
+) -> None:
+    tasks = [
+        asyncio.create_task(_checked_call(session, kind, n, i))
+        for i, (kind, n, _) in enumerate(mix)
+    ]
+    turns = sorted({cancel for _, _, cancel in mix if cancel is not None})
+    done = 0
+    for turn in turns:
+        for _ in range(turn - done):
+            await asyncio.sleep(0)
+        done = turn
+        for task, (_, _, cancel) in zip(tasks, mix, strict=True):
+            if cancel == turn:
+                task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for (kind, n, cancel), result in zip(mix, results, strict=True):
+        if cancel is None or not isinstance(result, asyncio.CancelledError):
+            assert result is None, f"{kind} of {n} (cancel {cancel}): {result!r}"
+    await _checked_call(session, "vadd", 1000, len(mix))  # the connection is still sound
 
 
 @pytest.mark.asyncio
