@@ -311,6 +311,7 @@ _TENANT_KEYS = {
     "max-memory": size,
     "max-calls": positive_int,
     "max-resources": positive_int,
+    "max-resource-bytes": size,
     "max-connections": positive_int,
 }
 

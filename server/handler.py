@@ -225,6 +225,7 @@ class AgentConnection(Handler):
             ("max_sessions", self.owned.sessions_account),
             ("max_calls", self.calls_account),
             ("max_resources", self.owned.resources_account),
+            ("max_resource_bytes", self.owned.resource_bytes),
         ):
             budget = budgets.get(key)
             if budget is not None:

@@ -80,7 +80,10 @@ class OwnedObjects:
         self.describe = describe
         self.sessions: dict[int, AsyncSession] = {}
         self.resources: dict[int, Resource] = {}
-        self._resource_cost: dict[int, tuple[Account, int]] = {}
+        #: The bytes of resource files this connection's resources hold, charged to its
+        #: tenant's max-resource-bytes (joined with the tenant; none: no budget).
+        self.resource_bytes = Account([])
+        self._resource_cost: dict[int, tuple[Account, int, int]] = {}
         #: The shared resource cache, and the tenant whose entries this connection sees.
         self.cache = cache
         self.tenant = tenant
@@ -183,9 +186,11 @@ class OwnedObjects:
 
         Its bytes count against this connection's, peer's and tenant's memory either way,
         as if uploaded; over cached content the agent-wide budget is not charged again
-        (the cache holds those bytes once, whoever uses them).
+        (the cache holds those bytes once, whoever uses them). Its file bytes count
+        against the tenant's max-resource-bytes either way too.
         """
-        cost = RESOURCE_OVERHEAD + sum(len(b) for b in blobs) + sum(len(n) for n in names)
+        size = sum(len(b) for b in blobs)
+        cost = RESOURCE_OVERHEAD + size + sum(len(n) for n in names)
         account = self.memory
         if entry is not None and self.cache is not None:
             account = Account([b for b in self.memory.budgets if b is not self.cache.memory])
@@ -200,9 +205,18 @@ class OwnedObjects:
             raise ResourceExhaustedError(
                 message=self.refuse(account, f"a resource of {cost} bytes", "memory")
             )
+        if not self.resource_bytes.take(size):
+            account.give(cost)
+            self.resources_account.give(1)
+            self._release(entry)
+            raise ResourceExhaustedError(
+                message=self.refuse(
+                    self.resource_bytes, f"a resource of {size} bytes", "resource-bytes"
+                )
+            )
         resource = Resource(None, kind, blobs=blobs, names=names)
         self.resources[resource.id] = resource
-        self._resource_cost[resource.id] = (account, cost)
+        self._resource_cost[resource.id] = (account, cost, size)
         if entry is not None:
             self._cached[resource.id] = entry
         return resource.id
@@ -223,8 +237,9 @@ class OwnedObjects:
 
     def _forget_resource(self, resource: Resource) -> None:
         del self.resources[resource.id]
-        account, cost = self._resource_cost.pop(resource.id)
+        account, cost, size = self._resource_cost.pop(resource.id)
         account.give(cost)
+        self.resource_bytes.give(size)
         self.resources_account.give(1)
         self._release(self._cached.pop(resource.id, None))
 

@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.request
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from hypothesis import strategies as st
 from inprocess import memory_client, running_agent
 from rawpeer import RawPeer, close_all
 
-from vaccel import Config, OpType, Runtime, Session
+from vaccel import Config, OpType, ResourceType, Runtime, Session
 from vaccel.client.asyncclient import AsyncClient
 from vaccel.client.blocking import BlockingClient
 from vaccel.client.credentials import tls_client_context
@@ -47,6 +48,7 @@ from vaccel.protocol.connection import Connection
 from vaccel.protocol.errors import ProtocolError
 from vaccel.protocol.events import Auth, Hello
 from vaccel.protocol.status import Status
+from vaccel.resource import content_digest
 from vaccel.server import handler
 from vaccel.server.config import AgentConfig, from_arguments
 from vaccel.server.handler import AgentConnection
@@ -55,7 +57,8 @@ from vaccel.server.security import server_ssl_context
 from vaccel.server.state import AgentState
 
 TOKENS = "alice:s3cret-alice\nbob:s3cret-bob\n"
-VADD = int(OpType.FPGA_VECTORADD)
+VADD, EXEC = int(OpType.FPGA_VECTORADD), int(OpType.EXEC)
+DATA, MODEL = int(ResourceType.DATA), int(ResourceType.MODEL)
 
 
 def runtime_for(address: str, **env: str) -> Runtime:
@@ -177,25 +180,186 @@ def test_health_needs_no_token(token_agent: SpawnedAgent) -> None:
     assert out.returncode == 0 and "SERVING" in out.stdout, out.stderr
 
 
-def test_tenant_quotas_hold_when_tenants_compete(token_agent: SpawnedAgent) -> None:
-    address = token_agent.addresses[0]
-    alice = runtime_for(address, VACCEL_RPC_TOKEN="alice:s3cret-alice")
-    bob = runtime_for(address, VACCEL_RPC_TOKEN="bob:s3cret-bob")
-    kept = [Session(runtime=alice) for _ in range(2)]
-    with pytest.raises(ResourceExhaustedError, match="tenant alice"):
-        Session(runtime=alice)
-    with Session(runtime=bob) as s:  # the other tenant is not slowed by alice's quota
-        a = np.ones(1024, np.float32)
-        worst = 0.0
-        for _ in range(20):
+QUOTAS = """
+[tenants.alice]
+max-sessions = 2
+max-calls = 4
+max-memory = "1M"
+max-resources = 3
+max-resource-bytes = "64K"
+"""
+
+
+@pytest.fixture(scope="module")
+def quota_agent(tmp_path_factory: Any) -> Iterator[SpawnedAgent]:
+    """Tokens for alice and bob; quotas for alice only (bob has the agent's defaults)."""
+    tmp = tmp_path_factory.mktemp("quotas")
+    (tmp / "tokens").write_text(TOKENS)
+    config = tmp / "agent.toml"
+    config.write_text(f'token-file = "{tmp / "tokens"}"\n{QUOTAS}')
+    agent = SpawnedAgent(
+        ["tcp://127.0.0.1:0"],
+        clean_env(VACCEL_PLUGINS="numpy", VACCEL_EXEC_ALLOW="time:sleep"),
+        extra_args=["--config", str(config)],
+    )
+    yield agent
+    assert agent.stop() == 0, agent.stderr_text()
+
+
+def alice_quota(exc: ResourceExhaustedError) -> str:
+    """The quota of alice's a refusal names (it must name one)."""
+    found = re.search(r"tenant alice's (max-[a-z-]+)", exc.message)
+    assert found is not None, exc.message
+    return found.group(1)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_tenant_quotas_hold_when_tenants_compete(quota_agent: SpawnedAgent) -> None:
+    """Alice hammers calls and sessions past her quotas while bob works: alice is refused
+    with RESOURCE_EXHAUSTED naming her quota, every call of bob's succeeds, quickly."""
+    address = quota_agent.addresses[0]
+    alice = await AsyncClient.connect(address, token="alice:s3cret-alice")
+    bob = await AsyncClient.connect(address, token="bob:s3cret-bob")
+    refused: Counter[str] = Counter()
+    served: Counter[str] = Counter()
+    stop = asyncio.Event()
+    working = await alice.call("session.create", [0])
+
+    async def calls() -> None:  # 8 at once, 4 allowed
+        while not stop.is_set():
+            try:
+                await alice.call("op", [working, EXEC, ["time", "sleep", [0.02], [None]]])
+                served["calls"] += 1
+                await asyncio.sleep(0.005)  # a slot now and then for her other calls
+            except ResourceExhaustedError as exc:
+                refused[alice_quota(exc)] += 1
+                await asyncio.sleep(0.005)
+
+    async def insist(method: str, args: list[Any]) -> Any:
+        """One call of alice's, again while her calls quota is full."""
+        while True:
+            try:
+                return await alice.call(method, args)
+            except ResourceExhaustedError as exc:
+                quota = alice_quota(exc)
+                refused[quota] += 1
+                if quota != "max-calls":
+                    raise
+                await asyncio.sleep(0.001)
+
+    async def sessions() -> None:  # one more than allowed, again and again
+        kept: list[int] = []
+        while not stop.is_set():
+            try:
+                kept.append(await insist("session.create", [0]))
+                served["sessions"] += 1
+            except ResourceExhaustedError:  # max-sessions (counted)
+                for sid in kept:
+                    await insist("session.destroy", [sid])
+                kept.clear()
+                await asyncio.sleep(0.002)
+        for sid in kept:
+            await insist("session.destroy", [sid])
+
+    hammers = [asyncio.create_task(calls()) for _ in range(8)]
+    hammers.append(asyncio.create_task(sessions()))
+    try:
+        await asyncio.sleep(0.3)  # alice is at her quotas
+        sid = await bob.call("session.create", [0])
+        a = np.arange(1024, dtype=np.float32)
+        latencies: list[float] = []
+        before = sum(refused.values())
+        end = time.perf_counter() + 0.5
+        while len(latencies) < 100 or time.perf_counter() < end:  # bob's normal work
             start = time.perf_counter()
-            np.testing.assert_array_equal(s.fpga_vadd(a, a), a + a)
-            worst = max(worst, time.perf_counter() - start)
-        assert worst < 0.1
-    for s in kept:
-        s.close()
-    alice.close()
-    bob.close()
+            out = await bob.call("op", [sid, VADD, [a, a]])
+            latencies.append(time.perf_counter() - start)
+            np.testing.assert_array_equal(out, a + a)
+            await asyncio.sleep(0.001)
+        assert sum(refused.values()) - before >= 10  # alice was refused all along
+        others = await asyncio.gather(*(bob.call("session.create", [0]) for _ in range(5)))
+        assert len(set(others)) == 5  # bob's sessions are not alice's to count
+        stats = await bob.call("agent.stats", [])
+    finally:
+        stop.set()
+        await asyncio.gather(*hammers)
+        await alice.close()
+        await bob.close()
+    assert set(refused) == {"max-calls", "max-sessions"}, refused
+    assert refused["max-calls"] >= 10 and refused["max-sessions"] >= 3, refused
+    assert served["calls"] >= 10 and served["sessions"] >= 3, served
+    latencies.sort()
+    assert latencies[len(latencies) // 2] < 0.02 and latencies[-1] < 0.5, latencies
+    counts = {(t, s): n for t, s, n in stats["tenant_calls"]}
+    assert counts.get(("bob", "RESOURCE_EXHAUSTED"), 0) == 0
+    assert counts[("bob", "OK")] >= len(latencies) + 6
+    assert counts[("alice", "RESOURCE_EXHAUSTED")] >= 13
+    quotas = stats["tenants"]["alice"]["budgets"]
+    assert quotas["calls"][1] == 4 and quotas["sessions"][1] == 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_tenant_memory_and_resource_quotas(quota_agent: SpawnedAgent) -> None:
+    """max-memory, max-resources and max-resource-bytes hold for alice's connections
+    together (resources over cached content included) and never touch bob."""
+    address = quota_agent.addresses[0]
+    alice = await AsyncClient.connect(address, token="alice:s3cret-alice")
+    again = await AsyncClient.connect(address, token="alice:s3cret-alice")  # the same tenant
+    bob = await AsyncClient.connect(address, token="bob:s3cret-bob")
+    blob = os.urandom(40 << 10)  # 40 KiB: one fits alice's 64K of resource bytes, two do not
+    try:
+        # max-resource-bytes, across the tenant's connections, given back on destroy.
+        first = await alice.call("resource.create", [DATA, ["a"], [blob]])
+        with pytest.raises(ResourceExhaustedError) as refused:
+            await again.call("resource.create", [DATA, ["b"], [blob]])
+        assert alice_quota(refused.value) == "max-resource-bytes"
+        assert "a resource of 40960 bytes" in refused.value.message
+        bobs = [await bob.call("resource.create", [DATA, ["a"], [blob]]) for _ in range(4)]
+        await alice.call("resource.destroy", [first])
+        second = await again.call("resource.create", [DATA, ["b"], [blob]])
+        await again.call("resource.destroy", [second])
+
+        # A resource over content the agent keeps (no upload) counts all the same.
+        digest = content_digest(["model"], [blob])
+        kept = await alice.call("resource.create", [MODEL, ["model"], [blob], digest])
+        with pytest.raises(ResourceExhaustedError) as refused:
+            await again.call("resource.find", [MODEL, digest])
+        assert alice_quota(refused.value) == "max-resource-bytes"
+        await alice.call("resource.destroy", [kept])
+        found = await again.call("resource.find", [MODEL, digest])
+        assert isinstance(found, int)  # the cached content, now within the quota
+        await again.call("resource.destroy", [found])
+
+        # max-resources: a count, whatever the size.
+        small = [await alice.call("resource.create", [DATA, ["s"], [b"x"]]) for _ in range(3)]
+        with pytest.raises(ResourceExhaustedError) as refused:
+            await again.call("resource.create", [DATA, ["s"], [b"x"]])
+        assert alice_quota(refused.value) == "max-resources"
+        for rid in small:
+            await alice.call("resource.destroy", [rid])
+
+        # max-memory: what a call makes the agent hold (2 MiB of arguments here).
+        a = np.ones(1 << 18, np.float32)
+        sid = await alice.call("session.create", [0])
+        with pytest.raises(ResourceExhaustedError) as refused:
+            await alice.call("op", [sid, VADD, [a, a]])
+        assert alice_quota(refused.value) == "max-memory"
+        small_vadd = await alice.call("op", [sid, VADD, [a[:1024], a[:1024]]])
+        np.testing.assert_array_equal(small_vadd, a[:1024] * 2)
+        bob_sid = await bob.call("session.create", [0])
+        np.testing.assert_array_equal(await bob.call("op", [bob_sid, VADD, [a, a]]), a + a)
+
+        stats = await bob.call("agent.stats", [])
+        quotas = stats["tenants"]["alice"]["budgets"]
+        assert quotas["resource_bytes"] == [0, 64 << 10]  # every byte given back
+        assert quotas["resources"] == [0, 3]
+        for rid in bobs:
+            await bob.call("resource.destroy", [rid])
+    finally:
+        for client in (alice, again, bob):
+            await client.close()
 
 
 def test_tokens_are_reloaded_on_sighup(token_agent: SpawnedAgent) -> None:
