@@ -5,6 +5,11 @@ slow op inline would stall an event loop. The decision is made per call from wha
 plugin declares (`Impl.blocking`, `Impl.inline_if`) and from measurement: the time of
 each call is recorded per (plugin, op, cost key, size class), and a blocking op whose
 calls of that class take under `INLINE_BELOW` seconds runs inline.
+
+A class measured cheap is no promise for the next call: exec's cost depends on its
+arguments' values, which its class does not see. An inline call that takes longer than
+`INLINE_OVERRUN` sends its class to the pool for good (while the class is remembered),
+so a caller who warms a class up with cheap calls holds the loop once, not every time.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from .plugin import Impl
 
 #: Calls measured to take less than this run inline (seconds).
 INLINE_BELOW = 50e-6
+#: An inline call that took longer than this (seconds) held its caller's loop: its class
+#: never runs inline again.
+INLINE_OVERRUN = 5e-3
 #: Calls measured before the measurement is trusted.
 SAMPLES = 4
 #: Cost classes remembered (least recently used ones are forgotten).
@@ -40,6 +48,7 @@ class CostModel:
     """Measured call times, and the inline-or-pool decision they support."""
 
     def __init__(self) -> None:
+        #: class -> [smoothed seconds, calls measured, 1.0 once an inline call overran]
         self._costs: OrderedDict[Hashable, list[float]] = OrderedDict()
 
     def key(
@@ -54,16 +63,18 @@ class CostModel:
         if not impl.blocking:
             return True
         seen = self._costs.get(key)
-        return seen is not None and seen[1] >= SAMPLES and seen[0] < INLINE_BELOW
+        return seen is not None and not seen[2] and seen[1] >= SAMPLES and seen[0] < INLINE_BELOW
 
-    def record(self, key: Hashable, seconds: float) -> None:
-        """One call of class `key` took `seconds`."""
+    def record(self, key: Hashable, seconds: float, inline: bool = False) -> None:
+        """One call of class `key` took `seconds` (`inline`: on its caller's loop)."""
+        overran = 1.0 if inline and seconds > INLINE_OVERRUN else 0.0
         seen = self._costs.get(key)
         if seen is None:
-            self._costs[key] = [seconds, 1.0]
+            self._costs[key] = [seconds, 1.0, overran]
             if len(self._costs) > MAX_CLASSES:
                 self._costs.popitem(last=False)
             return
         self._costs.move_to_end(key)
         seen[0] += _SMOOTHING * (seconds - seen[0])
         seen[1] += 1
+        seen[2] = max(seen[2], overran)

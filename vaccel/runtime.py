@@ -265,7 +265,7 @@ class Runtime:
 
     def _timed(self, route: Route, session: Any, op: OpType, seconds: float) -> None:
         if route.key is not None:
-            self.costs.record(route.key, seconds)
+            self.costs.record(route.key, seconds, route.inline)
         if self.profiling:
             entry = session.profile.setdefault(CATALOGUE[op].method, [0, 0.0])
             entry[0] += 1
