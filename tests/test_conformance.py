@@ -1,10 +1,13 @@
 """One conformance suite: every op against every plugin that implements it.
 
-Plugins: noop and numpy locally, and the rpc plugin forwarding to an agent (in this
-process, on a unix socket) that serves noop or numpy: the remote results must equal
-the local ones. The numpy plugin is checked against NumPy computed here; the noop
-plugin against vAccel 0.8's dummy values (vadd and parallel: the seed's). Each case
-runs through Session and AsyncSession.
+Plugins: noop, numpy and pynq (its driver on the register-level model of the board)
+locally; the rpc plugin forwarding to an agent (in this process, on a unix socket)
+that serves noop, numpy or pynq; and the rpc plugin over an in-memory pipe to an agent
+on the test's own event loop (`inprocess.MemoryRpcPlugin`, AsyncSessions only). The
+remote results must equal the local ones. numpy and pynq are checked against NumPy
+computed here; noop against vAccel 0.8's dummy values (vadd and parallel: the seed's).
+An op a plugin lacks must say so (NotSupportedError). Each case runs through Session
+and AsyncSession.
 """
 
 from __future__ import annotations
@@ -15,55 +18,115 @@ from typing import Any
 
 import numpy as np
 import pytest
-from inprocess import ThreadAgent
+from inprocess import MemoryRpcPlugin, ThreadAgent
 
 from vaccel import Arg, AsyncSession, Config, OpType, Resource, ResourceType, Runtime, Session
-from vaccel.errors import BadArgumentError, NotSupportedError, PermissionDeniedError
+from vaccel.errors import BadArgumentError, NotSupportedError, PermissionDeniedError, PluginError
 
 A5 = [5.0, 1.0, 2.1, 1.2, 5.2]
 B5 = [-2.2, 1.1, 6.4, 2.3, 6.1]
 f32 = np.float32
 NINE = float(f32(9.1))
 EXEC_ALLOW = ["numpy:add", "math:hypot"]
-PLUGINS = ["noop", "numpy", "rpc:noop", "rpc:numpy"]
+#: pynq drives the register-level model of the board (no pynq package or FPGA needed).
+PYNQ_ENV = {"VACCEL_PYNQ_BOARD": "sim"}
+PLUGINS = [
+    "noop",
+    "numpy",
+    "pynq",
+    "rpc:noop",
+    "rpc:numpy",
+    "rpc:pynq",
+    "mem:noop",
+    "mem:numpy",
+]
+#: The ops pynq implements (its cores); it must refuse the others.
+PYNQ_OPS = {"fpga_vadd", "fpga_arraycopy", "fpga_mmult", "fpga_parallel"}
+
+
+def _local(name: str) -> Runtime:
+    """A runtime of one local plugin; a skip where it cannot load (pynq's model)."""
+    env = PYNQ_ENV if name == "pynq" else {}
+    try:
+        return Runtime(Config(name, 0, exec_allow=EXEC_ALLOW, env=env))
+    except PluginError as exc:
+        pytest.skip(f"the {name} plugin cannot load here: {exc}")
 
 
 @pytest.fixture(scope="module")
-def agents(tmp_path_factory: Any) -> Iterator[dict[str, ThreadAgent]]:
+def agents(tmp_path_factory: Any) -> Iterator[dict[str, ThreadAgent | str]]:
+    """An agent per served plugin, or why it could not start."""
     tmp = tmp_path_factory.mktemp("conformance")
-    made = {
-        name: ThreadAgent(tmp, name, config={"exec_allow": EXEC_ALLOW})
-        for name in ("noop", "numpy")
-    }
+    made: dict[str, ThreadAgent | str] = {}
+    for name in ("noop", "numpy", "pynq"):
+        config: dict[str, Any] = {"exec_allow": EXEC_ALLOW}
+        if name == "pynq":
+            config["env"] = PYNQ_ENV
+        try:
+            made[name] = ThreadAgent(tmp, name, config=config)
+        except PluginError as exc:
+            made[name] = str(exc)
     yield made
     for agent in made.values():
-        agent.stop()
+        if isinstance(agent, ThreadAgent):
+            agent.stop()
 
 
 @pytest.fixture(params=PLUGINS)
-def plugin(request: Any, agents: dict[str, ThreadAgent]) -> Iterator[tuple[str, Runtime]]:
+def plugin(request: Any, agents: dict[str, ThreadAgent | str]) -> Iterator[tuple[str, Runtime]]:
     """(the plugin that computes, a runtime reaching it locally or through an agent)."""
     name: str = request.param
-    if name.startswith("rpc:"):
-        served = name.split(":", 1)[1]
-        runtime = Runtime(Config("rpc", 0, rpc_address=agents[served].address))
+    way, _, served = name.rpartition(":")
+    if way == "rpc":
+        agent = agents[served]
+        if isinstance(agent, str):
+            pytest.skip(f"no agent serving {served} here: {agent}")
+        runtime = Runtime(Config("rpc", 0, rpc_address=agent.address))
+    elif way == "mem":
+        runtime = Runtime(
+            Config(
+                "inprocess.MemoryRpcPlugin",
+                0,
+                rpc_address="unix:///not/dialled",
+                exec_allow=EXEC_ALLOW,
+                env={"VACCEL_TEST_MEMORY_AGENT": served},
+            )
+        )
     else:
-        served = name
-        runtime = Runtime(Config(name, 0, exec_allow=EXEC_ALLOW))
+        runtime = _local(served)
     yield served, runtime
     runtime.close()
+
+
+def async_only(runtime: Runtime) -> bool:
+    """True for the in-memory pipe's runtime (no blocking client)."""
+    return any(isinstance(p, MemoryRpcPlugin) for p in runtime.plugins)
+
+
+def sync_session(runtime: Runtime) -> Session:
+    """A Session on `runtime`; a skip for the in-memory pipe, which serves AsyncSessions."""
+    if async_only(runtime):
+        pytest.skip("the in-memory pipe serves AsyncSessions only")
+    return Session(runtime=runtime)
+
+
+def lacks(served: str, method: str) -> bool:
+    """True when the plugin does not implement `method` (pynq: only its cores' ops)."""
+    return served == "pynq" and method not in PYNQ_OPS
 
 
 @pytest.fixture(params=["sync", "async"])
 def run(request: Any) -> Any:
     """Run one op through a Session or an AsyncSession."""
+    if request.param == "sync" and request.node.callspec.params.get("plugin", "")[:4] == "mem:":
+        pytest.skip("the in-memory pipe serves AsyncSessions only")
 
     async def via_async(runtime: Runtime, method: str, args: tuple[Any, ...]) -> Any:
         async with AsyncSession(runtime=runtime) as s:
             return await getattr(s, method)(*args)
 
     async def via_sync(runtime: Runtime, method: str, args: tuple[Any, ...]) -> Any:
-        with Session(runtime=runtime) as s:
+        with sync_session(runtime) as s:
             return getattr(s, method)(*args)
 
     return via_async if request.param == "async" else via_sync
@@ -76,21 +139,29 @@ def exact_vadd(a: Any, b: Any) -> Any:
 # (method, args, {plugin: expected result})
 CASES: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("noop", (), {"noop": None, "numpy": None}),
-    ("fpga_vadd", (A5, B5), {"noop": [NINE] * 5, "numpy": exact_vadd(A5, B5)}),
+    (
+        "fpga_vadd",
+        (A5, B5),
+        {"noop": [NINE] * 5, "numpy": exact_vadd(A5, B5), "pynq": exact_vadd(A5, B5)},
+    ),
     (
         "fpga_arraycopy",
         ([1, -2, 3, 2**31 - 1],),
-        {"noop": [1, -2, 3, 2**31 - 1], "numpy": [1, -2, 3, 2**31 - 1]},
+        {
+            "noop": [1, -2, 3, 2**31 - 1],
+            "numpy": [1, -2, 3, 2**31 - 1],
+            "pynq": [1, -2, 3, 2**31 - 1],
+        },
     ),
     (
         "fpga_mmult",
         ([1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]),
-        {"noop": [NINE] * 4, "numpy": [19.0, 22.0, 43.0, 50.0]},
+        {"noop": [NINE] * 4, "numpy": [19.0, 22.0, 43.0, 50.0], "pynq": [19.0, 22.0, 43.0, 50.0]},
     ),
     (
         "fpga_mmult",
         ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0]),
-        {"noop": [NINE] * 3, "numpy": BadArgumentError},
+        {"noop": [NINE] * 3, "numpy": BadArgumentError, "pynq": BadArgumentError},
     ),
     (
         "fpga_parallel",
@@ -98,6 +169,7 @@ CASES: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
         {
             "noop": ([NINE] * 5, [float(f32(18.2))] * 5),
             "numpy": (exact_vadd(A5, B5), (np.asarray(A5, f32) * np.asarray(B5, f32)).tolist()),
+            "pynq": (exact_vadd(A5, B5), (np.asarray(A5, f32) * np.asarray(B5, f32)).tolist()),
         },
     ),
     (
@@ -158,7 +230,7 @@ async def test_numpy_in_numpy_out(plugin: tuple[str, Runtime], run: Any) -> None
     a = np.arange(6, dtype=f32).reshape(2, 3)
     out = await run(runtime, "fpga_vadd", (a, a))
     assert isinstance(out, np.ndarray) and out.shape == (2, 3) and out.dtype == f32
-    np.testing.assert_array_equal(out, a + a if served == "numpy" else np.full((2, 3), NINE, f32))
+    np.testing.assert_array_equal(out, np.full((2, 3), NINE, f32) if served == "noop" else a + a)
 
 
 @pytest.mark.asyncio
@@ -173,6 +245,10 @@ async def test_large_arrays(plugin: tuple[str, Runtime], run: Any) -> None:
 async def test_minmax(plugin: tuple[str, Runtime], run: Any) -> None:
     served, runtime = plugin
     data = np.array([-5.0, 3.0, 20.0, 7000.0, 11.0])
+    if lacks(served, "minmax"):
+        with pytest.raises(NotSupportedError, match="minmax"):
+            await run(runtime, "minmax", (data.tobytes(), 5, 10, 5000))
+        return
     out, lo, hi = await run(runtime, "minmax", (data.tobytes(), 5, 10, 5000))
     assert isinstance(out, bytes)
     if served == "numpy":
@@ -202,6 +278,10 @@ async def test_sgemm_blas_semantics(plugin: tuple[str, Runtime], run: Any) -> No
         rng.random(m * ldc, dtype=f32),
     )
     args = (m, n, k, 2.0, a, lda, b, ldb, 0.5, ldc, c)
+    if lacks(served, "sgemm"):
+        with pytest.raises(NotSupportedError, match="sgemm"):
+            await run(runtime, "sgemm", args)
+        return
     out = await run(runtime, "sgemm", args)
     assert out.shape == (m * n,)  # m*n elements, as vaccel-python returns
     if served == "numpy":
@@ -213,9 +293,9 @@ async def test_sgemm_blas_semantics(plugin: tuple[str, Runtime], run: Any) -> No
 
 def test_numpy_mmult_names_the_lengths_it_can_multiply(plugin: tuple[str, Runtime]) -> None:
     served, runtime = plugin
-    with Session(runtime=runtime) as s:
-        if served == "numpy":
-            with pytest.raises(BadArgumentError, match="numpy plugin multiplies square"):
+    with sync_session(runtime) as s:
+        if served != "noop":
+            with pytest.raises(BadArgumentError, match=f"{served} plugin multiplies square"):
                 s.fpga_mmult([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
         for empty in ([], np.empty(0, f32)):
             with pytest.raises(BadArgumentError, match="empty"):
@@ -226,7 +306,7 @@ def test_exec_needs_exact_allow_listed_names(plugin: tuple[str, Runtime]) -> Non
     served, runtime = plugin
     if served != "numpy":
         pytest.skip("exec of Python callables is the numpy plugin's")
-    with Session(runtime=runtime) as s:
+    with sync_session(runtime) as s:
         out = s.exec("numpy", "add", [np.array([1, 2]), np.array([3, 4])], [None])
         assert out[0].tolist() == [4, 6]
         assert s.exec("math", "hypot", [3.0, 4.0]) is None  # no write arguments: None
@@ -238,14 +318,14 @@ def test_genop_writes_into_its_write_arguments(plugin: tuple[str, Runtime]) -> N
     served, runtime = plugin
     out = Arg(np.zeros(3, f32))
     keep = out.buf
-    with Session(runtime=runtime) as s:
+    with sync_session(runtime) as s:
         assert (
             s.genop(
                 [Arg(int(OpType.FPGA_VECTORADD)), Arg(np.ones(3, f32)), Arg(np.ones(3, f32))], [out]
             )
             is None
         )
-    want = [2.0] * 3 if served == "numpy" else [NINE] * 3
+    want = [NINE] * 3 if served == "noop" else [2.0] * 3
     assert out.buf.tolist() == want and keep.tolist() == want  # written in place
 
 
@@ -262,7 +342,7 @@ def test_model_ops_noop_echo(plugin: tuple[str, Runtime], tmp_path: Any) -> None
     model.write_bytes(b"model")
     res = Resource(str(model), ResourceType.MODEL)
     x = np.arange(4, dtype=f32)
-    with Session(runtime=runtime) as s:
+    with sync_session(runtime) as s:
         res.register(s)
         assert s.has_resource(res)
         assert s.tf_model_load(res) == Status(0, "Operation handled by noop plugin")
@@ -294,11 +374,43 @@ async def test_out_receives_the_result(plugin: tuple[str, Runtime], run: Any) ->
         out = np.empty(args[0].size, dtype)
         async with AsyncSession(runtime=runtime) as s:
             got = await getattr(s, method)(*args, out=out)
-        with Session(runtime=runtime) as s:
-            again = getattr(s, method)(*args, out=np.empty_like(out))
+            wrong = np.empty(3, f32)
+            with pytest.raises(BadArgumentError, match="out"):
+                await s.fpga_vadd(a, a, out=wrong)
         assert got is out
-        np.testing.assert_array_equal(again, out)
-        if served == "numpy" and method == "fpga_vadd":
+        if not async_only(runtime):
+            with Session(runtime=runtime) as s:
+                again = getattr(s, method)(*args, out=np.empty_like(out))
+            np.testing.assert_array_equal(again, out)
+        if served != "noop" and method == "fpga_vadd":
             np.testing.assert_array_equal(out, a + a)
-    with Session(runtime=runtime) as s, pytest.raises(BadArgumentError, match="out"):
+    with sync_session(runtime) as s, pytest.raises(BadArgumentError, match="out"):
         s.fpga_vadd(a, a, out=np.empty(3, f32))
+
+
+@pytest.mark.asyncio
+async def test_the_memory_pipe_carries_the_calls_to_its_agent() -> None:
+    """The mem: runtimes reach an agent on this loop through the pipe: one connection,
+    the calls counted there."""
+    runtime = Runtime(
+        Config(
+            "inprocess.MemoryRpcPlugin",
+            0,
+            rpc_address="unix:///not/dialled",
+            env={"VACCEL_TEST_MEMORY_AGENT": "numpy", "VACCEL_TEST_MEMORY_CHUNK": "3"},
+        )
+    )
+    try:
+        (plugin,) = runtime.plugins
+        assert isinstance(plugin, MemoryRpcPlugin)
+        async with AsyncSession(runtime=runtime) as s:
+            assert s.is_remote
+            for _ in range(3):
+                assert list(await s.fpga_vadd([1.0, 2.0], [3.0, 4.0])) == [4.0, 6.0]
+            agent = plugin.agent()
+            assert len(agent.connections) == 1
+            assert agent.state.calls_total[("fpga_vadd", "OK")] == 3
+        with pytest.raises(NotSupportedError, match="AsyncSessions only"):
+            Session(runtime=runtime)
+    finally:
+        runtime.close()
