@@ -127,14 +127,14 @@ class WorkerAgent(Agent):
         """TCP/TLS: a SO_REUSEPORT socket of this worker; unix/vsock: the inherited one."""
         loop = asyncio.get_running_loop()
         if address.scheme in ("tcp", "tls"):
-            server = await loop.create_server(
-                self.protocol,
+            tls = address.scheme == "tls" and ssl_context is not None
+            server = await loop.create_server(  # tls: the agent runs the handshake itself
+                self.tls_protocol(ssl_context) if tls else self.protocol,
                 address.host,
                 address.port,
                 reuse_address=True,
                 reuse_port=True,
                 backlog=1024,
-                ssl=ssl_context if address.scheme == "tls" else None,
             )
             return server, address
         sock = socket.socket(fileno=self.spec.fds[str(address)])

@@ -590,10 +590,13 @@ def plain_attempt(port: int) -> bytes | Exception:
             return exc
 
 
-@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
-def test_tls_refusals_are_logged_and_counted(pki: dict[str, Path], loop: str) -> None:
+@pytest.mark.parametrize(("loop", "processes"), [("uvloop", 1), ("asyncio", 1), ("uvloop", 2)])
+def test_tls_refusals_are_logged_and_counted(
+    pki: dict[str, Path], loop: str, processes: int
+) -> None:
     """No client certificate, a foreign one, plain text, an old TLS version: each is
-    refused at once, logged with the peer and the cause, and counted as reason "tls"."""
+    refused at once, logged with the peer and the cause, and counted as reason "tls";
+    with --processes 2 as well (each worker runs its handshakes; metrics add up)."""
     metrics = free_port()
     agent = SpawnedAgent(
         ["tls://127.0.0.1:0"],
@@ -607,6 +610,8 @@ def test_tls_refusals_are_logged_and_counted(pki: dict[str, Path], loop: str) ->
             str(pki["ca"]),
             "--metrics-address",
             f"tcp://127.0.0.1:{metrics}",
+            "--processes",
+            str(processes),
         ],
     )
     port = int(agent.addresses[0].rsplit(":", 1)[1])
@@ -651,7 +656,7 @@ def test_tls_refusals_are_logged_and_counted(pki: dict[str, Path], loop: str) ->
                 rf"<warn> agent: refused ip:127\.0\.0\.1: TLS handshake failed: .*{words}", log
             ), log
     plain = re.findall(r"refused ip:127\.0\.0\.1: TLS handshake failed: it does not speak TLS", log)
-    assert len(plain) == 1, log
+    assert 1 <= len(plain) <= processes, log  # rate-limited (per worker)
 
 
 def test_the_agent_hostname_is_verified(pki: dict[str, Path]) -> None:
