@@ -11,6 +11,7 @@ the connection goes, every pending call fails at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import time
@@ -66,6 +67,8 @@ class _ClientHandler(Handler):
         self._timer: asyncio.TimerHandle | None = None
         #: While the agent does not take what we write: done when it does again.
         self.resumed: asyncio.Future[None] | None = None
+        #: Done once the transport is closed (a TLS shutdown included).
+        self.gone: asyncio.Future[None] = self.loop.create_future()
 
     def writing_paused(self, paused: bool) -> None:
         if paused:
@@ -131,6 +134,8 @@ class _ClientHandler(Handler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.fail(lost(self.address, exc, handshaking=not self.hello.done()))
+        if not self.gone.done():
+            self.gone.set_result(None)
 
     def fail(self, error: VaccelError) -> None:
         """Fail every waiter with `error` (the first reason is kept)."""
@@ -322,8 +327,12 @@ class AsyncClient:
             raise DeadlineExceededError(message=f"no PING answer within {timeout:g} s") from None
         return time.perf_counter() - start
 
-    async def close(self) -> None:
-        """Close the connection; pending calls fail with UnavailableError."""
+    async def close(self, wait: float = 1.0) -> None:
+        """Close the connection; pending calls fail with UnavailableError. Returns once
+        the transport is closed (a TLS shutdown takes a round trip), at most `wait` s."""
         self._link.close()
         self._h.fail(ConnectionLostError(message=f"client closed its connection to {self.address}"))
         await asyncio.sleep(0)
+        if self._link.transport is not None and not self._h.gone.done():
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._h.gone), wait)
