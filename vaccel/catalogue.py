@@ -95,7 +95,7 @@ def _classify(given: Sequence[Any], result: Any) -> tuple[str, str]:
 def _minmax(given: Sequence[Any], result: Any) -> tuple[Any, float, float]:
     out, lo, hi = result
     if isinstance(given[0], (bytes, bytearray, memoryview)):
-        out = np.asarray(out, dtype=np.float64).tobytes()
+        out = bytearray(np.asarray(out, dtype=np.float64).tobytes())  # as vaccel-python
     else:
         out = _like(given[0], out)
     return out, float(lo), float(hi)
