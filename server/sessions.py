@@ -16,8 +16,10 @@ from vaccel.session import AsyncSession
 
 from .resource_cache import Cached, Claim, Key, ResourceCache
 
-#: Longest resource file name accepted (a relative path inside the resource).
+#: Longest resource file name accepted (a relative path inside the resource), and
+#: longest part of it (what a file system takes as one file or directory name, in bytes).
 MAX_NAME = 1024
+MAX_PART = 255
 #: What one resource costs beyond its bytes (bookkeeping, names).
 RESOURCE_OVERHEAD = 1024
 #: Seconds a lookup waits for the same content's upload by another connection.
@@ -48,12 +50,12 @@ def _check_names(names: Any, count: int) -> list[str]:
             not name
             or len(name) > MAX_NAME
             or name.startswith("/")
-            or any(p in ("", ".", "..") for p in parts)
+            or any(p in ("", ".", "..") or len(p.encode()) > MAX_PART for p in parts)
             or "\0" in name
         ):
             raise BadArgumentError(
                 message=f"resource file name {name[:64]!r} is not a relative path inside the "
-                f"resource (at most {MAX_NAME} characters, no '..')"
+                f"resource (at most {MAX_NAME} characters, {MAX_PART} bytes a part, no '..')"
             )
     return names
 

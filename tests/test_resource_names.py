@@ -14,13 +14,14 @@ from vaccel.client.asyncclient import AsyncClient
 from vaccel.errors import BadArgumentError
 
 MAX_NAME = 1024  # server/sessions.py
+MAX_PART = 255  # bytes of one part: what a file system takes as one name
 MODEL = 1  # ResourceType.MODEL
 
 
 def not_inside(name: str) -> str:
     return (
         f"resource file name {name[:64]!r} is not a relative path inside the resource "
-        f"(at most {MAX_NAME} characters, no '..')"
+        f"(at most {MAX_NAME} characters, {MAX_PART} bytes a part, no '..')"
     )
 
 
@@ -36,6 +37,8 @@ REFUSED: list[tuple[Any, int, str]] = [
     (["a", "b"], 1, "resource has 2 names for 1 blobs; give one name per blob"),
     (["a"], 3, "resource has 1 names for 3 blobs; give one name per blob"),
     (["x" * (MAX_NAME + 1)], 1, not_inside("x" * (MAX_NAME + 1))),
+    (["x" * (MAX_PART + 1)], 1, not_inside("x" * (MAX_PART + 1))),  # cannot be written
+    (["d/" + "é" * 128], 1, not_inside("d/" + "é" * 128)),  # 256 bytes in UTF-8
     (["d/" * 512 + "f"], 1, not_inside("d/" * 512 + "f")),  # 1025 characters
     (["/etc/passwd"], 1, not_inside("/etc/passwd")),
     (["../escape"], 1, not_inside("../escape")),
@@ -51,7 +54,8 @@ REFUSED: list[tuple[Any, int, str]] = [
 #: Names at the bounds that are fine.
 ACCEPTED: list[list[str]] = [
     [],  # no names: the agent names the blobs itself
-    ["x" * MAX_NAME],
+    ["x" * MAX_PART, "y" * 250 + "/" + "z" * 250 + "/" + "w" * 250 + "/" + "v" * 200],
+    ["é" * 127],  # 254 bytes
     ["abc/" * 255 + "abcd"],  # 1024 characters, 256 levels deep
     ["model/weights.bin", "model/config.json", "..hidden", "a..b"],
 ]
