@@ -26,7 +26,8 @@ from .agent import Agent
 from .config import AgentConfig, add_arguments, from_arguments
 from .metrics import metrics_host_port
 from .metrics import require as require_metrics
-from .workers import WorkerAgent, WorkerSpec, supervise
+from .supervisor import supervise
+from .workers import WorkerAgent, WorkerSpec
 
 BANNER = "pyvaccel agent started. address: {address}"
 METRICS_BANNER = "pyvaccel agent metrics: {url}"
