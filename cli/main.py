@@ -19,6 +19,7 @@ from vaccel.config import DEFAULT_RPC_ADDRESS
 from vaccel.errors import UnavailableError, VaccelError
 
 from . import examples
+from .example_support import LocalError, count
 
 #: Exit statuses: a failure of any kind, and an interruption by Ctrl-C (128 + SIGINT).
 FAILED, INTERRUPTED = 1, 130
@@ -113,7 +114,7 @@ def from_agent(exc: VaccelError, runtime: Any) -> VaccelError:
     where to set it: on the agent, not here.
     """
     remote = [p for p in getattr(runtime, "plugins", []) if getattr(p, "name", "") == "rpc"]
-    if not remote or isinstance(exc, (UnavailableError, examples.LocalError)):
+    if not remote or isinstance(exc, (UnavailableError, LocalError)):
         return exc  # local, or already naming the agent it could not reach
     address = runtime.config.rpc_address
     message = exc.message
@@ -169,7 +170,7 @@ def parser() -> argparse.ArgumentParser:
         "VACCEL_RPC_TLS_*), print its name, then time COUNT round trips (PING frames).",
     )
     pi.add_argument("address", metavar="ADDRESS", nargs="?", help=ADDRESS_HELP)
-    pi.add_argument("-c", "--count", type=examples.count, default=5, help="round trips to time")
+    pi.add_argument("-c", "--count", type=count, default=5, help="round trips to time")
     pi.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for the connection"
     )

@@ -18,7 +18,7 @@ import pytest
 from agent_proc import AgentProcess, clean_env, start_agent
 
 from vaccel import __version__
-from vaccel.cli import examples
+from vaccel.cli import example_support, examples
 from vaccel.cli.main import HelpFormatter, parser
 
 BIN = Path(sys.executable).parent
@@ -141,7 +141,7 @@ def test_agent_help_has_no_unknown_words() -> None:
 def test_example_options_need_no_double_dash(tmp_path: Path) -> None:
     model = tmp_path / "model.bin"
     model.write_bytes(b"weights")
-    image = examples.example_image()
+    image = example_support.example_image()
     for args in (
         ["classify", "--model", str(model), str(image), "2"],
         ["classify", "--", "--model", str(model), str(image), "2"],  # the old spelling

@@ -147,13 +147,15 @@ def test_labels_that_are_missing_or_do_not_fit(runtime: Runtime) -> None:
 
 
 def test_a_missing_labels_file_on_the_command_line(tmp_path: Any) -> None:
-    from vaccel.cli import examples
+    from vaccel.cli import model_examples
 
     (tmp_path / "digits.onnx").write_bytes(digits()["model"])
     (tmp_path / "digit.png").write_bytes(digit_png(0))
     args = ["--model", str(tmp_path / "digits.onnx"), "--labels", str(tmp_path / "nope.txt")]
     with pytest.raises(BadArgumentError, match=r"no such file: .*nope.txt"):
-        examples._resource(examples._model_options([*args, str(tmp_path / "digit.png")])[0])
+        model_examples._resource(
+            model_examples._model_options([*args, str(tmp_path / "digit.png")])[0]
+        )
 
 
 def test_an_image_that_is_not_an_image(runtime: Runtime) -> None:

@@ -57,7 +57,7 @@ def test_numpy_vector_add_prints_the_boards_results() -> None:
 
 
 def test_classify_n_iterations_and_bad_image() -> None:
-    from vaccel.cli.examples import example_image
+    from vaccel.cli.example_support import example_image
 
     ours = run_example("classify", str(example_image()), "3", VACCEL_PLUGINS="noop")
     assert ours.count("classification tags: This is a dummy classification tag!") == 3
