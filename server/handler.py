@@ -438,6 +438,9 @@ class AgentConnection(FlowControl, Handler):
             call.counted = False
         if self.calls.get(call.stream_id) is call:
             del self.calls[call.stream_id]
+        # The call and its pool future refer to each other (the future's callback); let
+        # go now, so the result's buffer goes back to the pool at once, not at the next GC.
+        call.future = call.task = call.scope = None
         self._maybe_resume()
 
     # ------------------------------------------------------------------ closing

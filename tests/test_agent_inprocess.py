@@ -160,3 +160,33 @@ async def test_protocol_limits_are_settings(tmp_path: Path) -> None:
         with pytest.raises(ResourceExhaustedError, match="exceeds the peer's 65536-byte limit"):
             await client.call("op", [sid, vadd, [["x" * 70_000], [1.0]]])  # announced in HELLO
         await client.close()
+
+
+@pytest.mark.asyncio
+async def test_large_results_return_their_pooled_buffers_at_once(tmp_path: Path) -> None:
+    """A large call's buffers (its request data, its result) go back to the warm pool as
+    soon as it is answered, with the garbage collector off: nothing holds them in a
+    reference cycle, so steady-state calls reuse warm memory instead of fresh pages."""
+    import gc
+
+    from vaccel.buffers import POOL
+
+    async with running_agent(tmp_path) as (_, address):
+        client = await AsyncClient.connect(address)
+        sid = await client.call("session.create", [0])
+        a = np.ones(1 << 20, np.float32)  # 4 MiB each way: pooled, and run in the pool
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(3):
+                out = await client.call("op", [sid, int(OpType.FPGA_VECTORADD), [a, a]])
+                del out
+            allocated = POOL.allocated
+            for _ in range(10):
+                out = await client.call("op", [sid, int(OpType.FPGA_VECTORADD), [a, a]])
+                assert out[0] == 2.0
+                del out
+            assert POOL.allocated == allocated, "buffers were not returned to the pool"
+        finally:
+            gc.enable()
+        await client.close()

@@ -26,7 +26,12 @@ DEFAULT_LIMIT = 256 << 20
 
 
 def _size_class(nbytes: int) -> int:
-    return 1 << max(MIN_POOLED.bit_length() - 1, (nbytes - 1).bit_length())
+    """The pooled size for `nbytes`: eight classes per doubling, so a buffer wastes at
+    most an eighth (a 128 MiB message plus its padding takes 144 MiB, not 256)."""
+    if nbytes <= MIN_POOLED:
+        return MIN_POOLED
+    step = 1 << max(0, (nbytes - 1).bit_length() - 4)
+    return -(-nbytes // step) * step
 
 
 class BufferPool:
