@@ -498,6 +498,33 @@ def test_an_expired_certificate_is_refused(pki: dict[str, Path]) -> None:
         agent.stop()
 
 
+@pytest.mark.parametrize("mtls", [False, True])
+def test_tls_and_mtls_work_in_vaccel_example(
+    pki: dict[str, Path], tmp_path: Path, mtls: bool
+) -> None:
+    """The right way through `vaccel example`: a tls:// agent with the CA (and, under
+    mutual TLS, the client's certificate and key) given in the environment only."""
+    agent = tls_agent(pki, mtls=mtls)
+    env = {"VACCEL_RPC_TLS_CA": str(pki["ca"])}
+    if mtls:
+        env |= {
+            "VACCEL_RPC_TLS_CERT": str(pki["alice_cert"]),
+            "VACCEL_RPC_TLS_KEY": str(pki["alice_key"]),
+        }
+    try:
+        out = subprocess.run(
+            [str(VENV_BIN / "vaccel"), "example", "pynq_vector_add_generic"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=tool_env(VACCEL_PLUGINS="rpc", VACCEL_RPC_ADDRESS=agent.addresses[0], **env),
+        )
+    finally:
+        assert agent.stop() == 0, agent.stderr_text()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-5:] == ["2.800000", "2.100000", "8.500000", "3.500000", "11.299999"]
+
+
 def test_mutual_tls(pki: dict[str, Path], tmp_path: Path) -> None:
     agent = tls_agent(pki, mtls=True, tmp=tmp_path)
     address = agent.addresses[0]
