@@ -249,19 +249,22 @@ def test_results_are_sized_before_any_work(address: str) -> None:
     peer.close()
 
 
-@pytest.mark.parametrize("elements", [MiB // 4, 15_000])  # 1 MiB out of band; 60 KB inline
+@pytest.mark.parametrize(
+    ("elements", "connections"),
+    [(MiB // 4, 2), (15_000, 4)],  # 1 MiB out of band; 60 KB inline, many small replies
+)
 def test_replies_to_a_client_that_never_reads_are_bounded(
-    agent: SpawnedAgent, address: str, elements: int
+    agent: SpawnedAgent, address: str, elements: int, connections: int
 ) -> None:
     """Clients that send and never read: the agent stops reading them once their replies
     back up (inline one-frame replies as well as large ones), what waits to go out counts
-    in their memory, and calls that do not fit are refused: four such connections
+    in their memory, and calls that do not fit are refused: several such connections
     cannot grow the agent."""
     peers = []
     payload = np.ones(elements, np.int32)
     before = agent.peak_rss()
     sent = 0
-    for _ in range(4):
+    for _ in range(connections):
         peer = RawPeer(address)
         peers.append(peer)
         peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
