@@ -440,7 +440,11 @@ NOOP_CASES: list[tuple[str, Case, Any]] = [
     ),
     ("genop-minmax", genop_minmax, (None, np.array([5.0, -3.0, 8.0]), -1.0, 10000.0)),
     ("genop-noop", genop_noop, None),
-    ("minmax", simple("minmax", DOUBLES.tobytes(), 4, 0, 10), (bytearray(DOUBLES.tobytes()), -1.0, 10000.0)),
+    (
+        "minmax",
+        simple("minmax", DOUBLES.tobytes(), 4, 0, 10),
+        (bytearray(DOUBLES.tobytes()), -1.0, 10000.0),
+    ),
     ("fpga_arraycopy", simple("fpga_arraycopy", [1, -2, 2**31 - 1]), [1, -2, 2**31 - 1]),
     ("fpga_mmult-any-length", simple("fpga_mmult", [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]), [NINE] * 3),
     ("fpga_mmult", simple("fpga_mmult", [1.0, 2.0, 3.0, 4.0], [1.0] * 4), [NINE] * 4),

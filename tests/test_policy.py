@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from vaccel import Arg, AsyncSession, Config, OpType, Runtime
-from vaccel.policy import SAMPLES
+from vaccel.policy import SAMPLES, STRIKES
 
 #: exec targets this module offers (it is importable as `test_policy` under pytest).
 HERE = __name__
@@ -91,13 +91,17 @@ async def test_a_cheap_op_never_holds_the_loop_for_long(runtime: Runtime) -> Non
             await ran_on(s)
         tick = asyncio.create_task(ticker())
         a = np.ones(256, np.float32)
+        inline = 0
         for i in range(300):
-            assert await ran_on(s) == loop_thread
+            # On the loop, but for the calls after a preemption on a busy machine (one
+            # strike: the class's smoothed cost sends it to the pool for a while).
+            inline += await ran_on(s) == loop_thread
             np.testing.assert_array_equal(await s.fpga_vadd(a, a + i), a + a + i)
             await asyncio.sleep(0)
         stop = True
         await tick
         assert runtime.route(s, OpType.FPGA_VECTORADD, (a, a), 0).key is None  # not measured
+    assert inline >= 0.9 * 300, inline
     lags.sort()
     assert len(lags) > 100
     assert lags[len(lags) // 2] < 1e-3  # a turn of the loop, an exec and a vadd inline
@@ -105,19 +109,26 @@ async def test_a_cheap_op_never_holds_the_loop_for_long(runtime: Runtime) -> Non
 
 
 @pytest.mark.asyncio
-async def test_a_cheap_class_turned_expensive_holds_the_loop_once(runtime: Runtime) -> None:
+async def test_a_cheap_class_turned_expensive_holds_the_loop_at_most_twice(
+    runtime: Runtime,
+) -> None:
     """exec's cost depends on its arguments' values, which its cost class does not see: a
-    class measured cheap may run a slow call inline. That call is the last one: the class
-    goes to the pool for good, so warming it up again cannot hold the loop a second time."""
+    class measured cheap may run a slow call inline. After such a call the class goes to
+    the pool until cheap calls bring its average down; a second one sends it to the pool
+    for good, so warming it up again and again cannot keep holding the loop."""
     loop_thread = threading.get_ident()
+    held = 0
     async with AsyncSession(runtime=runtime) as s:
         for _ in range(SAMPLES):
             await ran_on(s)
         assert await ran_on(s) == loop_thread
-        start = time.perf_counter()
-        assert await ran_on(s, 0.05) == loop_thread  # the one slow call inline
-        assert time.perf_counter() - start >= 0.05
-        for _ in range(60):  # cheap again, many times over
+        for _ in range(5):  # an attacker: warm the class up, then a slow call
+            for _ in range(60):
+                await ran_on(s)
+            start = time.perf_counter()
+            held += await ran_on(s, 0.05) == loop_thread
+            assert time.perf_counter() - start >= 0.05
+        assert held == STRIKES
+        for _ in range(60):  # cheap again, many times over: the pool for good
             assert await ran_on(s) != loop_thread
-        assert await ran_on(s, 0.05) != loop_thread
         assert not exec_route(runtime, s, HERE, "ident", [0.0])

@@ -8,8 +8,11 @@ calls of that class take under `INLINE_BELOW` seconds runs inline.
 
 A class measured cheap is no promise for the next call: exec's cost depends on its
 arguments' values, which its class does not see. An inline call that takes longer than
-`INLINE_OVERRUN` sends its class to the pool for good (while the class is remembered),
-so a caller who warms a class up with cheap calls holds the loop once, not every time.
+`INLINE_OVERRUN` is a strike; `STRIKES` of them send the class to the pool for good
+(while the class is remembered), so a caller who warms a class up with cheap calls holds
+the loop at most that many times, not every time. One strike alone (a GC pause, the
+thread preempted on a busy machine) costs a cheap class nothing lasting: its smoothed
+cost sends it to the pool until cheap calls bring the average back down.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ INLINE_BELOW = 50e-6
 #: An inline call that took longer than this (seconds) held its caller's loop: its class
 #: never runs inline again.
 INLINE_OVERRUN = 5e-3
+#: Overruns after which a class never runs inline again.
+STRIKES = 2
 #: Calls measured before the measurement is trusted.
 SAMPLES = 4
 #: Cost classes remembered (least recently used ones are forgotten).
@@ -48,7 +53,7 @@ class CostModel:
     """Measured call times, and the inline-or-pool decision they support."""
 
     def __init__(self) -> None:
-        #: class -> [smoothed seconds, calls measured, 1.0 once an inline call overran]
+        #: class -> [smoothed seconds, calls measured, inline calls that overran]
         self._costs: OrderedDict[Hashable, list[float]] = OrderedDict()
 
     def key(
@@ -63,7 +68,9 @@ class CostModel:
         if not impl.blocking:
             return True
         seen = self._costs.get(key)
-        return seen is not None and not seen[2] and seen[1] >= SAMPLES and seen[0] < INLINE_BELOW
+        return (
+            seen is not None and seen[2] < STRIKES and seen[1] >= SAMPLES and seen[0] < INLINE_BELOW
+        )
 
     def record(self, key: Hashable, seconds: float, inline: bool = False) -> None:
         """One call of class `key` took `seconds` (`inline`: on its caller's loop)."""
@@ -77,4 +84,4 @@ class CostModel:
         self._costs.move_to_end(key)
         seen[0] += _SMOOTHING * (seconds - seen[0])
         seen[1] += 1
-        seen[2] = max(seen[2], overran)
+        seen[2] += overran
