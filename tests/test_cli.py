@@ -286,3 +286,66 @@ def test_errors_from_the_agent_say_so_and_name_its_setting(
         "cannot reach the agent at tcp://127.0.0.1:1",
     )
     assert "the agent at tcp://127.0.0.1:1:" not in down.replace("reach the agent at", "")
+
+
+# ---------------------------------------------------------------------- the agent's own messages
+
+
+AGENT = str(BIN / "vaccel-agent")
+
+
+def test_agent_help_shows_every_default() -> None:
+    """Every setting's flag in `vaccel-agent --help` says its default ("not set" where
+    there is none), and the help the user sees is that text."""
+    from vaccel.server.main import parser as agent_parser
+
+    settings = [
+        a
+        for a in agent_parser()._actions
+        if a.option_strings and a.dest not in ("help", "version", "config")
+    ]
+    assert len(settings) > 30
+    for action in settings:
+        assert action.help and "default" in action.help, (action.option_strings, action.help)
+    text = subprocess.run(
+        [AGENT, "--help"], capture_output=True, text=True, env=clean_env(), timeout=30
+    ).stdout
+    assert text.count("default") >= len(settings)
+
+
+def test_listen_errors_name_the_address(tmp_path: Path) -> None:
+    where = f"unix://{tmp_path}/no/such/dir/agent.sock"
+    run = subprocess.run(
+        [AGENT, "-a", where], capture_output=True, text=True, env=clean_env(), timeout=30
+    )
+    assert run.returncode == 1, run.stderr
+    assert f"vaccel-agent: cannot listen on {where}" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_the_agent_warns_when_it_has_no_plugins(bare_agent: AgentProcess) -> None:
+    assert "no plugins loaded" in bare_agent.stderr_text()
+
+
+def test_a_peer_that_is_not_an_agent_is_named_so() -> None:
+    """A client that reaches an HTTP server instead of an agent says so in one line."""
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        run = vaccel("ping", f"tcp://127.0.0.1:{port}", timeout=30)
+    finally:
+        server.close()
+    one_line_error(run, f"tcp://127.0.0.1:{port} is not a pyvaccel agent")
