@@ -15,12 +15,12 @@ import json
 import os
 import signal
 import socket
-import stat
 import sys
 from typing import Any
 
 from vaccel import log
 from vaccel.protocol.address import Address
+from vaccel.transport.sockets import remove_stale_unix_socket, vsock_listener
 
 from .config import AgentConfig
 from .metrics import MetricsServer
@@ -57,18 +57,7 @@ def _reserve_tcp(address: Address) -> tuple[list[socket.socket], Address]:
 
 
 def _listen_unix(address: Address) -> socket.socket:
-    with contextlib.suppress(FileNotFoundError):
-        if not stat.S_ISSOCK(os.stat(address.path).st_mode):
-            raise OSError(f"{address.path} exists and is not a socket; refusing to replace it")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(address.path)
-        except OSError:
-            os.unlink(address.path)  # nobody listens: a leftover
-        else:
-            raise OSError(f"another process is already serving {address.path}")
-        finally:
-            probe.close()
+    remove_stale_unix_socket(address.path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(address.path)
     sock.listen(1024)
@@ -76,9 +65,7 @@ def _listen_unix(address: Address) -> socket.socket:
 
 
 def _listen_vsock(address: Address) -> tuple[socket.socket, Address]:
-    sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)  # type: ignore[attr-defined]
-    sock.bind((address.cid, address.port or 0xFFFFFFFF))
-    sock.listen(512)
+    sock = vsock_listener(address)
     return sock, Address("vsock", cid=address.cid, port=sock.getsockname()[1])
 
 

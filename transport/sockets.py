@@ -152,7 +152,9 @@ async def _connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, where: 
 # ---------------------------------------------------------------------- listening
 
 
-def _remove_stale_unix_socket(path: str) -> None:
+def remove_stale_unix_socket(path: str) -> None:
+    """Clear `path` for a new listener: remove a socket file nobody serves; refuse a file
+    that is not a socket, or one another process still serves."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -170,7 +172,8 @@ def _remove_stale_unix_socket(path: str) -> None:
         probe.close()
 
 
-def _vsock_listener(address: Address) -> socket.socket:
+def vsock_listener(address: Address) -> socket.socket:
+    """A non-blocking AF_VSOCK socket listening on `address` (port 0: any free port)."""
     sock = _vsock()
     try:
         # Port 0 asks for any free port, as with TCP (VMADDR_PORT_ANY is -1 for vsock).
@@ -202,9 +205,9 @@ async def listen(
         port = server.sockets[0].getsockname()[1]
         return server, Address(address.scheme, host=address.host, port=port)
     if address.scheme == "unix":
-        _remove_stale_unix_socket(address.path)
+        remove_stale_unix_socket(address.path)
         server = await loop.create_unix_server(factory, address.path, backlog=1024)
         return server, address
-    sock = _vsock_listener(address)
+    sock = vsock_listener(address)
     port = sock.getsockname()[1]
     return SocketServer(loop, sock, factory), Address("vsock", cid=address.cid, port=port)
