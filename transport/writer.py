@@ -97,11 +97,7 @@ class FrameWriter:
 
     def buffered(self) -> int:
         """Bytes waiting in the transport's buffer and in this writer's queue."""
-        size = self.queued
-        if self.transport is not None:
-            with contextlib.suppress(AttributeError, NotImplementedError):
-                size += int(self.transport.get_write_buffer_size())
-        return size
+        return self.queued + self.unsent()
 
     # ------------------------------------------------------------------ small messages
 
