@@ -46,13 +46,18 @@ class ResourceCache:
         self._pending: dict[Key, asyncio.Future[bool]] = {}
 
     def find(self, key: Key) -> Cached | None:
-        """The cached content (now used once more), or None."""
+        """The cached content (now used once more, a hit: no upload needed), or None."""
+        entry = self._use(key)
+        if entry is not None:
+            self.hits += 1
+        return entry
+
+    def _use(self, key: Key) -> Cached | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
         self._entries.move_to_end(key)
         entry.users += 1
-        self.hits += 1
         return entry
 
     async def lookup(self, key: Key, wait: float) -> tuple[Cached | None, Claim | None]:
@@ -86,8 +91,9 @@ class ResourceCache:
         pending.set_result(kept)
 
     def put(self, key: Key, names: list[str], blobs: list[bytes]) -> Cached | None:
-        """Keep a content (used once); None when it cannot fit even after evictions."""
-        known = self.find(key)
+        """Keep a content (used once); None when it cannot fit even after evictions.
+        Content already kept (another connection uploaded it meanwhile) is used, not a hit."""
+        known = self._use(key)
         if known is not None:
             return known
         size = sum(len(b) for b in blobs) + sum(len(n) for n in names)
